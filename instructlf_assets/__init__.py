@@ -1,0 +1,1 @@
+"""The Dagster layer of instructlf: one module per pipeline stage; the algorithms live in `core`."""

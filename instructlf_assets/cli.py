@@ -1,0 +1,138 @@
+"""`instructlf`: run, inspect and report datasets through the same Dagster instance the UI shows.
+
+`run` never goes around Dagster: it observes the goal and corpus sources, asks Dagster which assets of the
+partition are stale or missing, and materializes those (and what depends on them) as a run of the pipeline job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    pass
+
+DEFAULT_HOME = ".dagster_home"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _prepare_environment()
+    from .core.errors import InstructLFError
+
+    try:
+        return int(args.handler(args) or 0)
+    except InstructLFError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="instructlf", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="materialize what is stale or missing for a dataset, then report")
+    run.add_argument("dataset")
+    run.add_argument("--all", action="store_true", help="materialize every asset, stale or not")
+    run.set_defaults(handler=_run)
+    report = commands.add_parser("report", help="print a dataset's factors and metrics")
+    report.add_argument("dataset")
+    report.add_argument("--json", action="store_true", help="one JSON object: factors and metrics")
+    report.set_defaults(handler=_report)
+    datasets = commands.add_parser("datasets", help="list the catalogue")
+    datasets.set_defaults(handler=_datasets)
+    ui = commands.add_parser("ui", help="start `dagster dev` on the same instance")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=_ui)
+    return parser
+
+
+def _prepare_environment() -> None:
+    """One Dagster instance for the CLI and the UI: $DAGSTER_HOME, else ./.dagster_home (telemetry off)."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path.cwd() / DEFAULT_HOME))).resolve()
+    os.environ["DAGSTER_HOME"] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from .core.catalogue import catalogue_dir, load_catalogue
+
+    entries, errors = load_catalogue()
+    print(f"catalogue: {catalogue_dir()}")
+    for name, spec in sorted(entries.items()):
+        print(f"  {name:<12} task={spec.task.type:<16} goal: {spec.goal}")
+    for name, message in sorted(errors.items()):
+        print(f"  {name:<12} INVALID: {message}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .core.catalogue import get_dataset
+
+    get_dataset(args.dataset)
+    import dagster as dg
+
+    from .staleness import materialize_partition
+
+    started = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        outcome = materialize_partition(instance, args.dataset, force=args.all, announce=print)
+    if outcome.error:
+        print(f"error: {outcome.error}", file=sys.stderr)
+        return 1
+    if outcome.materialized:
+        print(f"materialized {', '.join(outcome.materialized)} in {time.perf_counter() - started:.0f} s")
+    else:
+        print(f"dataset '{args.dataset}' is up to date; nothing to materialize")
+    for line in outcome.warnings:
+        print(f"warning: {line}")
+    return _report(argparse.Namespace(dataset=args.dataset, json=False))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .core.catalogue import get_dataset
+
+    get_dataset(args.dataset)
+    import dagster as dg
+
+    from .report import build_report, format_report
+
+    with dg.DagsterInstance.get() as instance:
+        report = build_report(instance, args.dataset)
+    if report is None:
+        print(
+            f"error: dataset '{args.dataset}' has no results yet; run `instructlf run {args.dataset}`",
+            file=sys.stderr,
+        )
+        return 1
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    import definitions
+
+    workspace = Path(definitions.__file__).with_name("workspace.yaml")
+    command = ["dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(args.port)]
+    print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
+    os.chdir(workspace.parent)
+    os.execvp(command[0], command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

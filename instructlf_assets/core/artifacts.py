@@ -1,0 +1,85 @@
+"""Stored artifacts that are not plain tables: each knows how to save itself into, and load from, a directory.
+
+The IO manager writes them atomically (temporary directory, then rename), so a crash never leaves half an artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class EncoderArtifact:
+    """The fine-tuned compatibility model: a sentence-transformers directory plus its training report."""
+
+    model_dir: Path
+    report: dict[str, object] = field(default_factory=dict)
+
+    def save(self, directory: Path) -> None:
+        shutil.copytree(self.model_dir, directory / "model")
+        (directory / "report.json").write_text(json.dumps(self.report, indent=2, default=str))
+
+    @classmethod
+    def load(cls, directory: Path) -> EncoderArtifact:
+        return cls(directory / "model", json.loads((directory / "report.json").read_text()))
+
+
+@dataclass
+class ScoreMatrix:
+    """Documents x properties, float32; stored as .npy so readers can memory-map it."""
+
+    values: np.ndarray
+    doc_ids: np.ndarray
+    property_ids: np.ndarray
+
+    def save(self, directory: Path) -> None:
+        np.save(directory / "scores.npy", self.values, allow_pickle=False)
+        pd.DataFrame({"doc_id": self.doc_ids}).to_parquet(directory / "rows.parquet")
+        pd.DataFrame({"property_id": self.property_ids}).to_parquet(directory / "columns.parquet")
+
+    @classmethod
+    def load(cls, directory: Path) -> ScoreMatrix:
+        return cls(
+            np.load(directory / "scores.npy", mmap_mode="r"),
+            pd.read_parquet(directory / "rows.parquet")["doc_id"].to_numpy(),
+            pd.read_parquet(directory / "columns.parquet")["property_id"].to_numpy(),
+        )
+
+
+@dataclass
+class FactorModel:
+    """Fitted Linear CorEx: weights, one factor per property, named factors, and document factor scores."""
+
+    weights: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    assignments: pd.DataFrame
+    factors: pd.DataFrame
+    document_scores: pd.DataFrame
+    summary: dict[str, object] = field(default_factory=dict)
+
+    def save(self, directory: Path) -> None:
+        np.savez(directory / "corex.npz", weights=self.weights, mean=self.mean, scale=self.scale)
+        self.assignments.to_parquet(directory / "assignments.parquet")
+        self.factors.to_parquet(directory / "factors.parquet")
+        self.document_scores.to_parquet(directory / "document_scores.parquet")
+        (directory / "summary.json").write_text(json.dumps(self.summary, indent=2, default=float))
+
+    @classmethod
+    def load(cls, directory: Path) -> FactorModel:
+        arrays = np.load(directory / "corex.npz")
+        return cls(
+            arrays["weights"],
+            arrays["mean"],
+            arrays["scale"],
+            pd.read_parquet(directory / "assignments.parquet"),
+            pd.read_parquet(directory / "factors.parquet"),
+            pd.read_parquet(directory / "document_scores.parquet"),
+            json.loads((directory / "summary.json").read_text()),
+        )

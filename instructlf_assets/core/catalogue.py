@@ -1,0 +1,156 @@
+"""The dataset catalogue: one YAML entry per dataset, validated at load time.
+
+A dataset is data, not code: adding an entry adds a partition. Validation happens per entry so that one bad
+file names itself and does not hide the good ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import CatalogueError
+
+CATALOGUE_ENV = "INSTRUCTLF_CATALOGUE"
+DATA_DIR_ENV = "INSTRUCTLF_DATA_DIR"
+DEFAULT_CATALOGUE_DIR = Path(__file__).resolve().parents[2] / "datasets"
+
+DEFAULT_PROPOSAL_INSTRUCTION = (
+    "Goal: {goal}\n\nRead the document below and list the fine-grained properties of it that matter for the goal. "
+    "Each property is a short phrase of at most ten words."
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeneratedCorpus(_Strict):
+    """A corpus the project generates itself (the embedded demo)."""
+
+    generator: Literal["demo"]
+    n_documents: int = Field(400, ge=10, le=100_000)
+    seed: int = 0
+
+
+class FileCorpus(_Strict):
+    """A corpus read from a file under the data directory."""
+
+    path: str = Field(description="Path relative to $INSTRUCTLF_DATA_DIR (or absolute).")
+    format: Literal["csv", "jsonl", "parquet"] | None = Field(None, description="Inferred from the suffix if unset.")
+    id_field: str | None = Field(None, description="Column holding unique document ids; row numbers if unset.")
+    text_field: str = "text"
+    label_fields: tuple[str, ...] = ()
+    split_field: str | None = Field(None, description="Column with train/valid/test; hashed split if unset.")
+    max_documents: int | None = Field(None, ge=1)
+
+
+class SplitRule(_Strict):
+    """Fractions for the hash-based split: stable per document id, so appending documents moves nobody."""
+
+    valid_fraction: float = Field(0.1, ge=0.0, lt=0.5)
+    test_fraction: float = Field(0.2, ge=0.0, lt=0.5)
+    seed: int = 0
+
+
+class TaskSpec(_Strict):
+    type: Literal["planted_factors", "none"] = "none"
+    target: str | None = Field(None, description="Label column the downstream task predicts.")
+
+
+class PromptSpec(_Strict):
+    instruction: str = DEFAULT_PROPOSAL_INSTRUCTION
+    properties_per_document: int = Field(5, ge=1, le=30)
+
+
+class DatasetSpec(_Strict):
+    """One catalogue entry. Everything that decides *what* is computed lives here, so it can be hashed."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    description: str = ""
+    goal: str = Field(min_length=3)
+    corpus: GeneratedCorpus | FileCorpus
+    split: SplitRule = SplitRule()
+    max_text_chars: int = Field(4000, ge=50)
+    prompt: PromptSpec = PromptSpec()
+    task: TaskSpec = TaskSpec()
+    n_factors: int | None = Field(None, ge=2, description="Latent factors; chosen from the vocabulary size if unset.")
+
+    @field_validator("goal")
+    @classmethod
+    def _goal_is_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("goal must be a non-empty sentence")
+        return value.strip()
+
+    def goal_fingerprint(self) -> str:
+        """Hash of everything that shapes proposals: goal, prompt and proposal options.
+
+        It is the data version of `goal_spec`, so editing any of these marks proposals stale and nothing above.
+        """
+        payload = {"goal": self.goal, "prompt": self.prompt.model_dump()}
+        return _sha(json.dumps(payload, sort_keys=True))
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def catalogue_dir() -> Path:
+    return Path(os.environ.get(CATALOGUE_ENV) or DEFAULT_CATALOGUE_DIR)
+
+
+def data_dir() -> Path | None:
+    value = os.environ.get(DATA_DIR_ENV)
+    return Path(value) if value else None
+
+
+def load_entry(path: Path) -> DatasetSpec:
+    """Parse one entry; the error names the file and the offending field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogueError(f"catalogue entry {path}: cannot read YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise CatalogueError(f"catalogue entry {path}: expected a mapping of fields, got {type(raw).__name__}")
+    raw.setdefault("name", path.stem)
+    if raw["name"] != path.stem:
+        raise CatalogueError(f"catalogue entry {path}: field 'name' is {raw['name']!r} but the file is {path.name}")
+    try:
+        return DatasetSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors())
+        raise CatalogueError(f"catalogue entry {path}: {problems}") from None
+
+
+def load_catalogue(directory: Path | None = None) -> tuple[dict[str, DatasetSpec], dict[str, str]]:
+    """All valid entries, plus an error message per invalid file (so the good ones still load)."""
+    directory = directory or catalogue_dir()
+    if not directory.is_dir():
+        raise CatalogueError(f"catalogue directory {directory} does not exist (set ${CATALOGUE_ENV})")
+    entries: dict[str, DatasetSpec] = {}
+    errors: dict[str, str] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            entries[path.stem] = load_entry(path)
+        except CatalogueError as exc:
+            errors[path.stem] = str(exc)
+    return entries, errors
+
+
+def get_dataset(name: str, directory: Path | None = None) -> DatasetSpec:
+    entries, errors = load_catalogue(directory)
+    if name in errors:
+        raise CatalogueError(errors[name])
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none"
+        raise CatalogueError(
+            f"unknown dataset {name!r}: no entry {name}.yaml in {directory or catalogue_dir()} (known: {known})"
+        )
+    return entries[name]

@@ -1,0 +1,155 @@
+"""Reading a dataset's corpus into the `raw_documents` table, with errors that name file, row and field.
+
+The table contract: `doc_id` (str, unique), `text` (str, non-empty), `split` (train/valid/test), then the
+dataset's label columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .catalogue import DATA_DIR_ENV, DatasetSpec, FileCorpus, GeneratedCorpus, SplitRule
+from .demo_corpus import generate_demo_corpus
+from .errors import CorpusError
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class CorpusLoad:
+    documents: pd.DataFrame
+    source: str
+    n_truncated: int
+
+
+def resolve_corpus_path(spec: DatasetSpec, data_dir: Path | None) -> Path:
+    """Where the corpus file is; relative paths are under $INSTRUCTLF_DATA_DIR."""
+    assert isinstance(spec.corpus, FileCorpus)
+    path = Path(spec.corpus.path)
+    if path.is_absolute():
+        return path
+    if data_dir is None:
+        raise CorpusError(
+            f"dataset '{spec.name}': corpus path '{path}' is relative but ${DATA_DIR_ENV} is not set; "
+            f"set it to the directory that holds {path}"
+        )
+    return data_dir / path
+
+
+def corpus_fingerprint(spec: DatasetSpec, data_dir: Path | None) -> str:
+    """Data version of the corpus: the file's bytes, or the generator's parameters for generated corpora."""
+    if isinstance(spec.corpus, GeneratedCorpus):
+        return hashlib.sha256(spec.corpus.model_dump_json().encode()).hexdigest()[:16]
+    try:
+        path = resolve_corpus_path(spec, data_dir)
+    except CorpusError:
+        return "unresolved"  # raw_documents reports the problem; observing must not fail for one dataset
+    if not path.is_file():
+        return "missing"
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def load_documents(spec: DatasetSpec, data_dir: Path | None) -> CorpusLoad:
+    """Load, validate and split a dataset's corpus."""
+    if isinstance(spec.corpus, GeneratedCorpus):
+        frame = generate_demo_corpus(spec.corpus.n_documents, seed=spec.corpus.seed)
+        source = f"generated:{spec.corpus.generator}(n={spec.corpus.n_documents}, seed={spec.corpus.seed})"
+    else:
+        path = resolve_corpus_path(spec, data_dir)
+        frame = _read_file_corpus(spec.name, spec.corpus, path)
+        source = str(path)
+    frame = _validate(spec.name, source, frame)
+    if "split" not in frame.columns:
+        frame.insert(2, "split", assign_splits(frame["doc_id"], spec.split))
+    frame, n_truncated = _truncate(frame, spec.max_text_chars)
+    return CorpusLoad(frame.reset_index(drop=True), source, n_truncated)
+
+
+def _read_file_corpus(name: str, corpus: FileCorpus, path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise CorpusError(f"dataset '{name}': corpus file {path} not found (check ${DATA_DIR_ENV} and 'corpus.path')")
+    fmt = corpus.format or path.suffix.lstrip(".").lower()
+    try:
+        if fmt == "csv":
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        elif fmt == "jsonl":
+            raw = pd.read_json(path, lines=True, dtype=False)
+        elif fmt == "parquet":
+            raw = pd.read_parquet(path)
+        else:
+            raise CorpusError(f"dataset '{name}': cannot read {path}: unknown format '{fmt}' (csv, jsonl or parquet)")
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise CorpusError(f"dataset '{name}': cannot parse {path} as {fmt}: {exc}") from exc
+    missing = [f for f in (corpus.id_field, corpus.text_field, *corpus.label_fields, corpus.split_field) if f]
+    missing = [f for f in missing if f not in raw.columns]
+    if missing:
+        raise CorpusError(f"dataset '{name}': {path} has no column(s) {missing}; it has {list(raw.columns)[:20]}")
+    if corpus.max_documents:
+        raw = raw.head(corpus.max_documents)
+    ids = raw[corpus.id_field] if corpus.id_field else pd.Series(range(len(raw)))
+    frame = pd.DataFrame({"doc_id": ids.astype(str).to_numpy(), "text": raw[corpus.text_field].to_numpy()})
+    if corpus.split_field:
+        frame["split"] = raw[corpus.split_field].astype(str).str.strip().str.lower().to_numpy()
+    for label in corpus.label_fields:
+        frame[label] = raw[label].to_numpy()
+    return frame
+
+
+def _validate(name: str, source: str, frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        raise CorpusError(f"dataset '{name}': corpus {source} has no documents")
+    missing_text = frame["text"].isna() | frame["text"].map(lambda t: not isinstance(t, str) or not t.strip())
+    if missing_text.any():
+        rows = (np.flatnonzero(missing_text.to_numpy()) + 1).tolist()
+        raise CorpusError(
+            f"dataset '{name}': {source}: field 'text' is empty in {len(rows)} row(s), first rows {rows[:5]} "
+            "(1-based data rows); remove them or fill them in"
+        )
+    duplicated = frame["doc_id"].duplicated(keep=False)
+    if duplicated.any():
+        dup_ids = frame.loc[duplicated, "doc_id"].unique().tolist()
+        rows = (np.flatnonzero(duplicated.to_numpy()) + 1).tolist()
+        raise CorpusError(
+            f"dataset '{name}': {source}: field 'doc_id' has duplicates {dup_ids[:5]} in rows {rows[:10]}"
+        )
+    if "split" in frame.columns:
+        bad = ~frame["split"].isin(SPLITS)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
+            raise CorpusError(
+                f"dataset '{name}': {source}: row {row} field 'split' is {frame['split'].iloc[row - 1]!r}, "
+                f"expected one of {SPLITS}"
+            )
+    return frame
+
+
+def assign_splits(doc_ids: pd.Series, rule: SplitRule) -> np.ndarray:
+    """Split by a hash of (seed, doc_id): deterministic, and unchanged for old documents when new ones arrive."""
+
+    def unit(doc_id: str) -> float:
+        digest = hashlib.blake2b(f"{rule.seed}:{doc_id}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") / 2**64
+
+    draws = np.array([unit(d) for d in doc_ids], dtype=float)
+    return np.where(
+        draws < rule.test_fraction,
+        "test",
+        np.where(draws < rule.test_fraction + rule.valid_fraction, "valid", "train"),
+    )
+
+
+def _truncate(frame: pd.DataFrame, max_chars: int) -> tuple[pd.DataFrame, int]:
+    too_long = frame["text"].str.len() > max_chars
+    if too_long.any():
+        frame = frame.copy()
+        frame.loc[too_long, "text"] = frame.loc[too_long, "text"].str.slice(0, max_chars)
+    return frame, int(too_long.sum())

@@ -1,0 +1,110 @@
+"""From a fitted Linear CorEx to named, interpretable factors.
+
+A factor is named after the properties that carry most information about it; its `tc_share` is its part of the
+total correlation it explains, so factors can be ranked by how much co-occurrence structure they capture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .artifacts import FactorModel
+from .corex import LinearCorex
+from .errors import FactorModelError
+
+
+@dataclass(frozen=True)
+class FactorOptions:
+    n_factors: int | None = None
+    max_iter: int = 1000
+    seed: int = 0
+    device: str = "auto"
+    name_properties: int = 2
+    top_properties: int = 8
+
+
+def default_n_factors(n_properties: int) -> int:
+    """About one factor per ten properties, at least 2, at most 50: factors should each gather several properties."""
+    return int(np.clip(round(n_properties / 10), 2, 50))
+
+
+def choose_n_factors(requested: int | None, n_properties: int, n_train_documents: int) -> tuple[int, str | None]:
+    """The number of factors to fit, and a note when it had to be reduced (documented automatic reduction)."""
+    if n_properties < 2:
+        raise FactorModelError(f"need at least 2 properties to find factors, got {n_properties}")
+    if n_train_documents < 3:
+        raise FactorModelError(f"need at least 3 training documents to fit factors, got {n_train_documents}")
+    wanted = requested or default_n_factors(n_properties)
+    limit = min(n_properties, n_train_documents - 1)
+    if wanted > limit:
+        return (
+            limit,
+            f"reduced n_factors from {wanted} to {limit} (properties={n_properties}, train docs={n_train_documents})",
+        )
+    return wanted, None
+
+
+def fit_factors(
+    train_scores: np.ndarray,
+    all_scores: np.ndarray,
+    doc_ids: np.ndarray,
+    properties: pd.DataFrame,
+    options: FactorOptions,
+) -> FactorModel:
+    """Fit CorEx on the training rows, assign each property to one factor, name factors, score all documents."""
+    n_factors, note = choose_n_factors(options.n_factors, train_scores.shape[1], train_scores.shape[0])
+    model = LinearCorex(n_factors, max_iter=options.max_iter, random_state=options.seed, device=options.device)
+    model.fit(np.asarray(train_scores, dtype=np.float32))
+    doc_scores = model.transform(np.asarray(all_scores, dtype=np.float32))
+    assignments = _assignments(model, properties)
+    factors = _factors(model, assignments, options)
+    columns = list(factors["factor_id"])
+    document_scores = pd.DataFrame(doc_scores, columns=columns)
+    document_scores.insert(0, "doc_id", doc_ids)
+    summary = {
+        "n_factors": n_factors,
+        "tc": float(model.tc_),
+        "converged": bool(model.converged_),
+        "n_iter": int(model.n_iter_),
+        "note": note or "",
+    }
+    return FactorModel(model.weights_, model.mean_, model.scale_, assignments, factors, document_scores, summary)
+
+
+def _assignments(model: LinearCorex, properties: pd.DataFrame) -> pd.DataFrame:
+    factor = model.assignments_
+    columns = np.arange(len(factor))
+    return pd.DataFrame(
+        {
+            "property_id": properties["property_id"].to_numpy(),
+            "text": properties["text"].to_numpy(),
+            "factor_id": [f"f{j:02d}" for j in factor],
+            "mutual_information": model.mis_[factor, columns],
+            "weight": model.weights_[factor, columns],
+        }
+    )
+
+
+def _factors(model: LinearCorex, assignments: pd.DataFrame, options: FactorOptions) -> pd.DataFrame:
+    total = float(np.sum(np.clip(model.tcs_, 0, None))) or 1.0
+    rows = []
+    for j in range(model.weights_.shape[0]):
+        factor_id = f"f{j:02d}"
+        members = assignments[assignments["factor_id"] == factor_id].sort_values("mutual_information", ascending=False)
+        top = members.head(options.top_properties)
+        name = " / ".join(top["text"].head(options.name_properties)) or "(no properties)"
+        rows.append(
+            {
+                "factor_id": factor_id,
+                "name": name,
+                "n_properties": len(members),
+                "top_properties": top["text"].tolist(),
+                "top_weights": [float(w) for w in top["weight"]],
+                "tc": float(model.tcs_[j]),
+                "tc_share": max(float(model.tcs_[j]), 0.0) / total,
+            }
+        )
+    return pd.DataFrame(rows).sort_values("tc", ascending=False, kind="stable").reset_index(drop=True)

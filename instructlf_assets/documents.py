@@ -1,0 +1,63 @@
+"""Stage 0: the corpus as a validated table."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from .checks import expect, spec
+from .core.catalogue import data_dir
+from .core.corpus import load_documents
+from .metadata import markdown_table
+from .partitions import dataset_for, dataset_partitions
+from .sources import GROUP, corpus_file
+
+ASSET = "raw_documents"
+
+
+@dg.asset(
+    partitions_def=dataset_partitions,
+    deps=[corpus_file],
+    code_version="1",
+    group_name=GROUP,
+    kinds={"pandas"},
+    check_specs=[
+        spec(ASSET, "documents_are_well_formed", "ids unique and non-null, text non-empty, at least one row"),
+        spec(ASSET, "text_within_cap", "no text longer than the dataset's max_text_chars", blocking=False),
+    ],
+)
+def raw_documents(context: AssetExecutionContext) -> Iterator[object]:
+    """The dataset's documents: doc_id, text, split (train/valid/test) and its label columns."""
+    dataset = dataset_for(context)
+    loaded = load_documents(dataset, data_dir())
+    documents = loaded.documents
+    splits = documents["split"].value_counts().to_dict()
+    yield dg.Output(
+        documents,
+        metadata={
+            "dagster/row_count": len(documents),
+            "source": loaded.source,
+            "n_truncated": loaded.n_truncated,
+            **{f"n_{split}": int(count) for split, count in splits.items()},
+            "mean_words": float(documents["text"].str.split().str.len().mean()),
+            "preview": markdown_table(documents.head(5)),
+        },
+    )
+    yield expect(
+        "documents_are_well_formed",
+        documents,
+        lambda gxe: [
+            gxe.ExpectTableRowCountToBeBetween(min_value=1),
+            gxe.ExpectColumnValuesToNotBeNull(column="doc_id"),
+            gxe.ExpectColumnValuesToBeUnique(column="doc_id"),
+            gxe.ExpectColumnValueLengthsToBeBetween(column="text", min_value=1),
+            gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "valid", "test"]),
+        ],
+    )
+    yield expect(
+        "text_within_cap",
+        documents,
+        lambda gxe: [gxe.ExpectColumnValueLengthsToBeBetween(column="text", max_value=dataset.max_text_chars)],
+        severity=dg.AssetCheckSeverity.WARN,
+        n_truncated=loaded.n_truncated,
+    )

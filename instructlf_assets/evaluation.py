@@ -1,0 +1,106 @@
+"""Stage 6: what the factors are good for, side by side with baselines on the same split."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from dagster import AssetExecutionContext
+from pydantic import Field
+
+from resources import EncoderResource
+
+from .checks import expect, spec
+from .core.artifacts import FactorModel, ScoreMatrix
+from .core.evaluation import Metric, metrics_table
+from .core.tasks import TaskInputs, evaluate_planted_factors
+from .metadata import markdown_table, png_markdown
+from .partitions import dataset_for, dataset_partitions
+from .sources import GROUP
+
+ASSET = "downstream_evaluation"
+
+
+class EvaluationConfig(dg.Config):
+    seed: int = Field(0, description="Seed for probes and any sampling.")
+
+
+@dg.asset(
+    partitions_def=dataset_partitions,
+    code_version="1",
+    group_name=GROUP,
+    kinds={"scikitlearn"},
+    check_specs=[
+        spec(
+            ASSET,
+            "factors_beat_majority",
+            "factor features beat the popularity/majority baseline",
+            blocking=False,
+        )
+    ],
+)
+def downstream_evaluation(
+    context: AssetExecutionContext,
+    config: EvaluationConfig,
+    raw_documents: pd.DataFrame,
+    property_scores: ScoreMatrix,
+    latent_factors: FactorModel,
+    encoder: EncoderResource,
+) -> Iterator[object]:
+    """Metrics table (method, metric, split, value, n, stderr, seed) for the dataset's downstream task."""
+    dataset = dataset_for(context)
+    base = encoder.load_base()
+    inputs = TaskInputs(
+        raw_documents,
+        latent_factors,
+        np.asarray(property_scores.values),
+        encoder.embedder(base)(raw_documents["text"].tolist()),
+    )
+    if dataset.task.type == "planted_factors":
+        metrics = evaluate_planted_factors(inputs, dataset.task.target or "recommended", config.seed)
+    else:
+        metrics = [
+            Metric("factors", "total_correlation", None, float(latent_factors.summary["tc"]), len(raw_documents))
+        ]
+    table = metrics_table(metrics)
+    yield dg.Output(
+        table,
+        metadata={
+            "task": dataset.task.type,
+            "metrics": markdown_table(table, 50),
+            **{m.key: float(m.value) for m in metrics},
+            "metric_bars": _metric_bars(table),
+        },
+    )
+    yield expect(
+        "factors_beat_majority",
+        _versus_majority(table),
+        lambda gxe: [gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="factors", column_B="majority")],
+        severity=dg.AssetCheckSeverity.WARN,
+    )
+
+
+def _versus_majority(table: pd.DataFrame) -> pd.DataFrame:
+    """Factor vs majority value for each (metric, split) where both exist (empty frame: nothing to compare)."""
+    pivot = table.pivot_table(index=["metric", "split"], columns="method", values="value", aggfunc="first")
+    if not {"factors", "majority"} <= set(pivot.columns):
+        return pd.DataFrame({"factors": pd.Series(dtype=float), "majority": pd.Series(dtype=float)})
+    return pivot[["factors", "majority"]].dropna().reset_index()
+
+
+def _metric_bars(table: pd.DataFrame) -> dg.MetadataValue:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = table.dropna(subset=["split"])
+    figure, axis = plt.subplots(figsize=(7, 0.4 * max(len(shown), 2) + 1))
+    labels = [f"{r.method} · {r.metric}/{r.split}" for r in shown.itertuples()]
+    axis.barh(labels, shown["value"], xerr=shown["stderr"].fillna(0), color="#4c72b0")
+    axis.invert_yaxis()
+    axis.set_xlabel("value")
+    try:
+        return png_markdown(figure, "Metrics, factors vs baselines")
+    finally:
+        plt.close(figure)

@@ -1,0 +1,113 @@
+"""'Materialize stale and missing' for one dataset partition, as the UI's button does, from code.
+
+Dagster exposes stale status only through an internal resolver (`CachingStaleStatusResolver`, the one the UI and
+the declarative-automation daemon use); it is wrapped here, in one place, and pinned by `dagster<1.14`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dagster as dg
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._time import get_current_datetime
+
+from .assets import OBSERVE_JOB, PIPELINE, PIPELINE_JOB
+
+
+@dataclass
+class MaterializeOutcome:
+    materialized: list[str] = field(default_factory=list)
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    run_id: str | None = None
+
+
+# The CLI prints its own one-line outcome; the full event log lives in the instance, readable in the UI.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def _definitions() -> dg.Definitions:
+    from definitions import defs
+
+    return defs
+
+
+def stale_or_missing(instance: dg.DagsterInstance, defs: dg.Definitions, partition_key: str) -> list[dg.AssetKey]:
+    """Pipeline assets that are missing or stale for the partition, plus everything downstream of them.
+
+    Dagster marks only the direct children of a changed input stale; their own children become stale once they
+    re-run. Selecting the descendants too gives the whole refresh in one run.
+    """
+    graph = defs.resolve_asset_graph()
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance,
+        asset_graph=graph,
+    )
+    resolver = CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
+    selected: list[dg.AssetKey] = []
+    for asset in PIPELINE:
+        key = asset.key
+        status = resolver.get_status(key, partition_key)
+        parents_selected = any(parent in selected for parent in graph.get(key).parent_keys)
+        if status in (StaleStatus.STALE, StaleStatus.MISSING) or parents_selected:
+            selected.append(key)
+    return selected
+
+
+def materialize_partition(
+    instance: dg.DagsterInstance,
+    partition_key: str,
+    force: bool = False,
+    announce: Callable[[str], None] = lambda line: None,
+) -> MaterializeOutcome:
+    defs = _definitions()
+    observed = defs.resolve_job_def(OBSERVE_JOB).execute_in_process(
+        run_config=QUIET_LOGS,
+        instance=instance,
+        partition_key=partition_key,
+        raise_on_error=False,
+        tags={"instructlf/launched_by": "cli"},
+    )
+    if not observed.success:
+        return MaterializeOutcome(error=failure_message(observed))
+    keys = [asset.key for asset in PIPELINE] if force else stale_or_missing(instance, defs, partition_key)
+    if not keys:
+        return MaterializeOutcome()
+    announce(f"materializing {', '.join(k.to_user_string() for k in keys)} for partition '{partition_key}'")
+    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+        run_config=QUIET_LOGS,
+        instance=instance,
+        partition_key=partition_key,
+        asset_selection=keys,
+        raise_on_error=False,
+        tags={"instructlf/launched_by": "cli"},
+    )
+    materialized = [event.asset_key.to_user_string() for event in result.get_asset_materialization_events()]
+    failed_checks = [
+        f"check {e.asset_key.to_user_string()}:{e.check_name} failed ({e.severity.value}): {e.description or ''}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
+    error = None if result.success else failure_message(result)
+    return MaterializeOutcome(materialized, error, failed_checks, result.run_id)
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """The innermost error of the first failed step, without Dagster's wrappers, in one line."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            lines = error.message.strip().splitlines() or [error.cls_name or "error"]
+            message = _EXCEPTION_PREFIX.sub("", lines[0])
+            return f"{message} (step '{event.step_key}')"
+    return "the run failed (see the run's logs in the Dagster UI)"
+
+
+_EXCEPTION_PREFIX = re.compile(r"^[\w.]+(?:Error|Exception): ")

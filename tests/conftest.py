@@ -1,0 +1,79 @@
+"""Shared fixtures. Every test runs offline: no model hub, no analytics, no telemetry."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["GX_ANALYTICS_ENABLED"] = "false"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA_DIR = REPO.parent / "shared" / "data"
+
+# The asset tests need a small CSV dataset beside the shipped demo. Partitions are read from the catalogue when
+# the definitions are imported, so the test catalogue is set up here, before any test imports them.
+TEST_ROOT = Path(tempfile.mkdtemp(prefix="instructlf-tests-"))
+TEST_CATALOGUE = TEST_ROOT / "catalogue"
+TEST_DATA = TEST_ROOT / "data"
+TINY_ENTRY = """
+goal: What aspects of a movie make a viewer recommend it to a friend?
+corpus: {path: tiny/reviews.csv, id_field: doc_id, text_field: text, label_fields: [recommended]}
+split: {valid_fraction: 0.15, test_fraction: 0.25}
+prompt: {properties_per_document: 4}
+task: {type: planted_factors, target: recommended}
+n_factors: 4
+"""
+
+
+def _write_test_catalogue() -> None:
+    from instructlf_assets.core.demo_corpus import generate_demo_corpus
+
+    TEST_CATALOGUE.mkdir(parents=True)
+    (TEST_DATA / "tiny").mkdir(parents=True)
+    shutil.copy(REPO / "datasets" / "demo.yaml", TEST_CATALOGUE / "demo.yaml")
+    (TEST_CATALOGUE / "tiny.yaml").write_text(TINY_ENTRY)
+    generate_demo_corpus(90, seed=7)[["doc_id", "text", "recommended"]].to_csv(
+        TEST_DATA / "tiny" / "reviews.csv", index=False
+    )
+
+
+_write_test_catalogue()
+os.environ["INSTRUCTLF_CATALOGUE"] = str(TEST_CATALOGUE)
+os.environ["INSTRUCTLF_DATA_DIR"] = str(TEST_DATA)
+
+
+def hashed_embedder(dim: int = 256):
+    """A deterministic bag-of-words embedder: texts sharing words are similar. Fast stand-in for MiniLM."""
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z]+", text.lower()):
+                out[row, zlib.crc32(word.encode()) % dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+    return embed
+
+
+@pytest.fixture
+def fake_embed():
+    return hashed_embedder()
+
+
+@pytest.fixture(scope="session")
+def base_model():
+    from instructlf_assets.core.embedding import base_model_path, load_encoder
+
+    return load_encoder(str(base_model_path()))

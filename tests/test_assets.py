@@ -1,0 +1,75 @@
+"""The whole asset graph materialized through Dagster on a small CSV dataset, checks included."""
+
+import dagster as dg
+import pytest
+
+from definitions import defs
+from instructlf_assets.assets import PIPELINE, SOURCES
+from instructlf_assets.staleness import stale_or_missing
+from resources import EncoderResource, InstructLFIOManager, ProposerResource
+
+SMALL_TRAINING = dg.RunConfig(
+    {"compatibility_encoder": {"config": {"max_train_pairs": 64, "batch_size": 16, "max_seq_length": 96}}}
+)
+
+
+@pytest.fixture(scope="module")
+def materialized(tmp_path_factory):
+    storage = tmp_path_factory.mktemp("storage")
+    resources = {
+        "io_manager": InstructLFIOManager(base_dir=str(storage)),
+        "encoder": EncoderResource(),
+        "proposer": ProposerResource(),
+    }
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*SOURCES, *PIPELINE],
+            partition_key="tiny",
+            instance=instance,
+            resources=resources,
+            run_config=SMALL_TRAINING,
+            raise_on_error=False,
+        )
+        yield result, instance
+
+
+def test_every_stage_materializes(materialized):
+    result, _ = materialized
+    assert result.success
+    done = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    assert done == {asset.key.to_user_string() for asset in PIPELINE}
+
+
+def test_blocking_checks_pass_and_every_asset_is_checked(materialized):
+    result, _ = materialized
+    evaluations = result.get_asset_check_evaluations()
+    checked = {e.asset_key.to_user_string() for e in evaluations}
+    assert checked == {asset.key.to_user_string() for asset in PIPELINE}
+    blocking = {
+        "documents_are_well_formed",
+        "every_document_has_a_property",
+        "vocabulary_is_deduplicated",
+        "scores_are_valid",
+        "every_property_assigned_once",
+        "factor_model_is_sound",
+    }
+    assert all(e.passed for e in evaluations if e.check_name in blocking)
+
+
+def test_materializations_carry_metadata_for_the_ui(materialized):
+    result, _ = materialized
+    by_asset = {
+        e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()
+    }
+    assert by_asset["raw_documents"]["dagster/row_count"].value == 90
+    assert "| factor |" in by_asset["latent_factors"]["factors"].value
+    assert "data:image/png;base64," in by_asset["latent_factors"]["heat_map"].value
+    assert by_asset["compatibility_encoder"]["n_steps"].value >= 1
+    assert "factors/accuracy/test" in by_asset["downstream_evaluation"]
+    assert "data:image/png;base64," in by_asset["downstream_evaluation"]["metric_bars"].value
+
+
+def test_nothing_is_stale_after_a_full_materialization(materialized):
+    _, instance = materialized
+    assert stale_or_missing(instance, defs, "tiny") == []
+    assert len(stale_or_missing(instance, defs, "demo")) == len(PIPELINE)

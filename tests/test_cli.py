@@ -1,0 +1,105 @@
+"""`instructlf` as a user runs it: a real process, a fresh DAGSTER_HOME, the shipped catalogue."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO, TEST_DATA
+
+CLI = [sys.executable, "-m", "instructlf_assets.cli"]
+
+
+def run_cli(args, home: Path, catalogue: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("INSTRUCTLF_CATALOGUE", "DAGSTER_HOME")}
+    env["DAGSTER_HOME"] = str(home)
+    if catalogue is not None:
+        env["INSTRUCTLF_CATALOGUE"] = str(catalogue)
+    return subprocess.run([*CLI, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("dagster_home")
+    first = run_cli(["run", "demo"], home)
+    assert first.returncode == 0, first.stderr[-3000:]
+    return home, first
+
+
+def test_run_demo_prints_factors_and_metrics(demo_home):
+    _, first = demo_home
+    assert "materialized raw_documents, property_proposals" in first.stdout
+    assert "factors/ami_planted_aspects" in first.stdout and "f00" in first.stdout
+
+
+def test_report_json_recovers_the_planted_aspects(demo_home):
+    home, _ = demo_home
+    report = run_cli(["report", "demo", "--json"], home)
+    assert report.returncode == 0, report.stderr
+    payload = json.loads(report.stdout)
+    assert {"factor_id", "name", "properties"} <= set(payload["factors"][0])
+    assert payload["metrics"]["factors/ami_planted_aspects"] >= 0.8
+    assert all(isinstance(v, float | None) for v in payload["metrics"].values())
+
+
+def test_second_run_finds_nothing_stale(demo_home):
+    home, _ = demo_home
+    again = run_cli(["run", "demo"], home)
+    assert again.returncode == 0, again.stderr
+    assert "up to date; nothing to materialize" in again.stdout
+
+
+def test_runs_are_in_the_instance_the_ui_reads(demo_home):
+    home, _ = demo_home
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            runs = instance.get_runs()
+            records = instance.fetch_materializations(dg.AssetKey("latent_factors"), limit=5).records
+    finally:
+        del os.environ["DAGSTER_HOME"]
+    assert {r.job_name for r in runs} == {"instructlf_pipeline", "observe_sources"}
+    assert records and records[0].partition_key == "demo"
+
+
+def test_datasets_lists_the_catalogue(tmp_path):
+    listing = run_cli(["datasets"], tmp_path)
+    assert listing.returncode == 0 and "demo" in listing.stdout and "planted_factors" in listing.stdout
+
+
+def test_unknown_dataset_is_one_clear_line(tmp_path):
+    result = run_cli(["run", "nope"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "unknown dataset 'nope'" in result.stderr
+
+
+@pytest.fixture
+def broken_catalogue(tmp_path):
+    catalogue = tmp_path / "catalogue"
+    catalogue.mkdir()
+    (catalogue / "ghost.yaml").write_text("goal: What matters?\ncorpus: {path: ghost/missing.csv}\n")
+    (catalogue / "dupes.yaml").write_text("goal: What matters?\ncorpus: {path: dupes.csv, id_field: id}\n")
+    pd.DataFrame({"id": ["a", "b", "a"], "text": ["x y z", "y z w", "z w v"]}).to_csv(
+        TEST_DATA / "dupes.csv", index=False
+    )
+    return catalogue
+
+
+def test_missing_corpus_file_names_dataset_and_path(tmp_path, broken_catalogue):
+    result = run_cli(["run", "ghost"], tmp_path / "home", broken_catalogue)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "dataset 'ghost'" in line and "ghost/missing.csv not found" in line
+
+
+def test_duplicate_ids_name_the_rows(tmp_path, broken_catalogue):
+    result = run_cli(["run", "dupes"], tmp_path / "home", broken_catalogue)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "field 'doc_id' has duplicates ['a'] in rows [1, 3]" in line
