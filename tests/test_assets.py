@@ -1,12 +1,16 @@
 """The whole asset graph materialized through Dagster on a small CSV dataset, checks included."""
 
+from pathlib import Path
+
 import dagster as dg
+import pandas as pd
 import pytest
 
 from definitions import defs
 from instructlf_assets.assets import PIPELINE, SOURCES
 from instructlf_assets.staleness import stale_or_missing
 from resources import EncoderResource, InstructLFIOManager, ProposerResource
+from resources.storage import read_artifact
 
 SMALL_TRAINING = dg.RunConfig(
     {"compatibility_encoder": {"config": {"max_train_pairs": 64, "batch_size": 16, "max_seq_length": 96}}}
@@ -30,18 +34,18 @@ def materialized(tmp_path_factory):
             run_config=SMALL_TRAINING,
             raise_on_error=False,
         )
-        yield result, instance
+        yield result, instance, resources
 
 
 def test_every_stage_materializes(materialized):
-    result, _ = materialized
+    result, *_ = materialized
     assert result.success
     done = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
     assert done == {asset.key.to_user_string() for asset in PIPELINE}
 
 
 def test_blocking_checks_pass_and_every_asset_is_checked(materialized):
-    result, _ = materialized
+    result, *_ = materialized
     evaluations = result.get_asset_check_evaluations()
     checked = {e.asset_key.to_user_string() for e in evaluations}
     assert checked == {asset.key.to_user_string() for asset in PIPELINE}
@@ -57,7 +61,7 @@ def test_blocking_checks_pass_and_every_asset_is_checked(materialized):
 
 
 def test_materializations_carry_metadata_for_the_ui(materialized):
-    result, _ = materialized
+    result, *_ = materialized
     by_asset = {
         e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()
     }
@@ -70,6 +74,29 @@ def test_materializations_carry_metadata_for_the_ui(materialized):
 
 
 def test_nothing_is_stale_after_a_full_materialization(materialized):
-    _, instance = materialized
+    _, instance, _ = materialized
     assert stale_or_missing(instance, defs, "tiny") == []
     assert len(stale_or_missing(instance, defs, "demo")) == len(PIPELINE)
+
+
+def test_bad_input_fails_the_partition_and_keeps_what_was_materialized(materialized, tmp_path, monkeypatch):
+    _, instance, resources = materialized
+    storage = Path(resources["io_manager"].base_dir)
+    before = read_artifact(storage / "raw_documents" / "tiny")
+    factors_before = read_artifact(storage / "latent_factors" / "tiny").factors
+    broken = before[["doc_id", "text"]].copy()
+    broken.loc[len(broken)] = [broken["doc_id"].iloc[0], "a duplicate id"]
+    (tmp_path / "tiny").mkdir()
+    broken.to_csv(tmp_path / "tiny" / "reviews.csv", index=False)
+    monkeypatch.setenv("INSTRUCTLF_DATA_DIR", str(tmp_path))
+    result = dg.materialize(
+        [*SOURCES, *PIPELINE],
+        selection=["raw_documents"],
+        partition_key="tiny",
+        instance=instance,
+        resources=resources,
+        raise_on_error=False,
+    )
+    assert not result.success
+    pd.testing.assert_frame_equal(read_artifact(storage / "raw_documents" / "tiny"), before)
+    pd.testing.assert_frame_equal(read_artifact(storage / "latent_factors" / "tiny").factors, factors_before)

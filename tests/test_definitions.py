@@ -1,9 +1,14 @@
 """The Dagster definitions: the graph users' scripts refer to, with versions, partitions and checks."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 
 from definitions import defs
 from instructlf_assets.assets import OBSERVE_JOB, PIPELINE_JOB
+from tests.conftest import REPO
 
 STAGES = [
     "raw_documents",
@@ -37,3 +42,15 @@ def test_lineage_follows_the_design():
     assert parents["property_proposals"] == {"goal_spec", "raw_documents"}
     assert "compatibility_encoder" in parents["property_scores"]
     assert parents["downstream_evaluation"] >= {"latent_factors"}
+
+
+def test_workspace_loads_for_dagster_dev():
+    """What `dagster dev -w workspace.yaml` loads is what the CLI runs."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
