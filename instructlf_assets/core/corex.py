@@ -66,9 +66,10 @@ _CONVERGENCE_WINDOW = 25
 _INIT_STD = 0.01
 _DEFAULT_MAX_DENSE_VARS = 4096
 _DEFAULT_CHUNK_ROWS = 8192
-# Below this many multiply-adds per W Sigma product, a step is a handful of tiny BLAS calls: extra threads
-# save little, and on a CPU shared with other processes their synchronisation makes a fit 10-50x slower.
-_SMALL_STEP_MACS = 2**26
+# Below this many multiply-adds per W Sigma product (m n^2 = 2.7e8, e.g. n = 2300 at m = 50), a step is a few
+# BLAS calls of at most tens of milliseconds: extra threads save at most ~2x, while on a CPU shared with other
+# processes their synchronisation made fits 5-50x slower in our measurements.
+_SMALL_STEP_MACS = 2**28
 
 Moments = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -97,9 +98,7 @@ def _resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise CorexInputError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}.")
     if device == "cuda" and not torch.cuda.is_available():
-        raise CorexInputError(
-            "device='cuda' was requested but torch sees no CUDA device; use 'auto' or 'cpu'."
-        )
+        raise CorexInputError("device='cuda' was requested but torch sees no CUDA device; use 'auto' or 'cpu'.")
     return torch.device(device)
 
 
@@ -489,8 +488,8 @@ class LinearCorex(BaseEstimator):
         anneal_schedule: decreasing noise levels eps in [0, 1); the last must be 0 so the final fit, and
             ``tc_``, are on the real covariance.
         max_iter: Adam steps per annealing stage at most.
-        tol: a stage stops once the objective gained less than ``tol`` (relative, floored at 1 nat) over
-            the last 25 steps.
+        tol: a stage stops once its best objective improved by less than ``tol`` (relative, floored at
+            1 nat) over the last 25 steps; each stage hands on the best W it saw.
         learning_rate: Adam step size on the entries of W.
         n_restarts: independent random initialisations; the one with the highest final bound is kept.
         random_state: seed of restart r is ``random_state + r``; ``None`` draws fresh entropy.
@@ -508,9 +507,9 @@ class LinearCorex(BaseEstimator):
             memory linear in n.
         chunk_rows: rows per chunk on the chunked path, during standardization and in ``transform``.
         n_threads: torch intra-op threads for the CPU optimisation loop (restored afterwards). ``None``:
-            1 thread when a step is small (under 2**26 multiply-adds -- roughly m * n^2 < 6.7e7 on the
-            dense path), where threads gain little and, on a busy CPU, cost a 10-50x slowdown; otherwise
-            torch's current setting.
+            1 thread when a step is small (under 2**28 multiply-adds -- m * n^2 < 2.7e8 on the dense
+            path), where threads gain at most ~2x and, on a CPU shared with other processes, cost a 5-50x
+            slowdown; otherwise torch's current setting.
 
     Learned attributes:
         weights_: (m, n) float32, W on standardized variables.
@@ -572,23 +571,17 @@ class LinearCorex(BaseEstimator):
         """Validated optimisation settings (the constructor only stores, as scikit-learn requires)."""
         schedule = tuple(float(e) for e in self.anneal_schedule)
         if not schedule or schedule[-1] != 0.0 or any(not 0.0 <= e < 1.0 for e in schedule):
-            raise CorexInputError(
-                f"anneal_schedule must be non-empty values in [0, 1) ending in 0.0, got {schedule}."
-            )
+            raise CorexInputError(f"anneal_schedule must be non-empty values in [0, 1) ending in 0.0, got {schedule}.")
         for name in ("max_iter", "n_restarts", "max_dense_vars", "chunk_rows"):
             if int(getattr(self, name)) < 1:
                 raise CorexInputError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if not self.learning_rate > 0 or not self.tol >= 0:
-            raise CorexInputError(
-                f"learning_rate must be > 0 and tol >= 0, got {self.learning_rate} and {self.tol}."
-            )
+            raise CorexInputError(f"learning_rate must be > 0 and tol >= 0, got {self.learning_rate} and {self.tol}.")
         if self.n_threads is not None and int(self.n_threads) < 1:
             raise CorexInputError(f"n_threads must be None or >= 1, got {self.n_threads}.")
         if self.dtype not in (torch.float32, torch.float64):
             raise CorexInputError(f"dtype must be torch.float32 or torch.float64, got {self.dtype}.")
-        return _Schedule(
-            schedule, int(self.max_iter), float(self.tol), float(self.learning_rate), self.modular
-        )
+        return _Schedule(schedule, int(self.max_iter), float(self.tol), float(self.learning_rate), self.modular)
 
     def _check_shape(self, n_samples: int, n_variables: int) -> None:
         m = self.n_factors
@@ -643,9 +636,7 @@ class LinearCorex(BaseEstimator):
             generator.manual_seed(int(self.random_state) + restart)
         return generator
 
-    def _best_restart(
-        self, stats: _Stats, plan: _Schedule, shape: tuple[int, int], device: torch.device
-    ) -> _FitResult:
+    def _best_restart(self, stats: _Stats, plan: _Schedule, shape: tuple[int, int], device: torch.device) -> _FitResult:
         """Small random inits: near W = 0 the objective is ~ 1/2 sum_j w_j (Sigma^2 - Sigma) w_j^T, so the
         first steps grow W along the strongest correlation directions whatever the exact start."""
         level = logging.INFO if self.verbose else logging.DEBUG
@@ -668,7 +659,7 @@ class LinearCorex(BaseEstimator):
         self.mean_ = mean.cpu().numpy()
         self.scale_ = scale.cpu().numpy()
         self.mis_ = mis.cpu().numpy().astype(np.float64)
-        self.assignments_ = np.argmin(self.mis_, axis=0).astype(np.int64)
+        self.assignments_ = np.argmax(self.mis_, axis=0).astype(np.int64)
         self.factor_std_ = np.sqrt(torch.diagonal(terms.w_sigma_w).cpu().numpy().astype(np.float64) + 1.0)
         self.tc_ = result.bound
         own = self.assignments_[None, :] == np.arange(self.weights_.shape[0])[:, None]
@@ -693,17 +684,14 @@ class LinearCorex(BaseEstimator):
         X = _check_array(X, min_rows=1)
         if X.shape[1] != self.n_features_in_:
             raise CorexInputError(
-                f"X must have shape (n_samples, {self.n_features_in_}) like the training data, "
-                f"got {tuple(X.shape)}."
+                f"X must have shape (n_samples, {self.n_features_in_}) like the training data, got {tuple(X.shape)}."
             )
         weights = self.weights_.T.astype(np.float64)
         scores = np.empty((X.shape[0], weights.shape[1]), dtype=np.float32)
         for rows in _row_chunks(X.shape[0], int(self.chunk_rows)):
             standardized = (np.asarray(X[rows], dtype=np.float64) - self.mean_) / self.scale_
             if not np.isfinite(standardized).all():
-                raise CorexInputError(
-                    "X contains NaN or infinite values; impute or drop them before transform."
-                )
+                raise CorexInputError("X contains NaN or infinite values; impute or drop them before transform.")
             scores[rows] = (standardized @ weights) / self.factor_std_
         return scores
 

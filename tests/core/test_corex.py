@@ -188,13 +188,14 @@ def test_fitted_weights_beat_random_and_null_weights(
     assert total_correlation_bound(X, random_w) <= gaussian_tc(np.corrcoef(X.T))
 
 
-def test_annealing_ends_on_real_covariance_and_improves_within_last_stage(fitted: LinearCorex) -> None:
+def test_history_covers_every_stage_and_ends_at_the_kept_bound(fitted: LinearCorex) -> None:
     assert len(fitted.stage_n_iter_) == 5
     assert sum(fitted.stage_n_iter_) == fitted.n_iter_ == len(fitted.history_)
     last = fitted.history_[-fitted.stage_n_iter_[-1] :]
-    # The modular objective is a lower bound on the exact one, and equals it on a modular solution.
-    assert last[-1] <= fitted.tc_ + 1e-3
-    assert last[-1] == pytest.approx(fitted.tc_, rel=0.01)
+    # The kept W is the last stage's best. Its modular objective is a lower bound on the exact one, and
+    # equals it on a modular solution.
+    assert max(last) <= fitted.tc_ + 1e-4
+    assert max(last) == pytest.approx(fitted.tc_, rel=0.01)
     assert fitted.history_[0] < 0.1 * fitted.tc_  # started from (nearly) W = 0
 
 
