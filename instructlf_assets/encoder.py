@@ -30,6 +30,7 @@ class EncoderTrainingConfig(dg.Config):
     max_train_pairs: int = Field(640, ge=2, description="Sample at most this many (document, property) pairs.")
     max_seq_length: int = Field(128, ge=16, le=512, description="Word pieces read per text while training.")
     freeze_embeddings: bool = Field(True, description="Freeze the token-embedding table (half the parameters).")
+    freeze_layers: int = Field(0, ge=0, le=6, description="Freeze this many lower transformer layers as well.")
     recall_k: int = Field(5, ge=1, description="k of the held-out recall@k reported against the base model.")
     seed: int = Field(0, description="Sampling and training seed.")
 
@@ -78,6 +79,7 @@ def compatibility_encoder(
         max_train_pairs=config.max_train_pairs,
         max_seq_length=config.max_seq_length,
         freeze_embeddings=config.freeze_embeddings,
+        freeze_layers=config.freeze_layers,
         seed=config.seed,
     )
     proposals = mapped_proposals(property_proposals, property_vocabulary)

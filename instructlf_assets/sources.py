@@ -8,15 +8,15 @@ Here each is observed as a hash: a changed goal makes `property_proposals` stale
 import dagster as dg
 from dagster import OpExecutionContext
 
-from .core.catalogue import data_dir, get_dataset
+from .core.catalogue import data_dir, get_dataset, load_catalogue
 from .core.corpus import corpus_fingerprint
-from .partitions import CATALOGUE, dataset_partitions
+from .partitions import dataset_partitions
 
 GROUP = "instructlf"
 
 
 def _partitions(context: dg.OpExecutionContext) -> list[str]:
-    return [context.partition_key] if context.has_partition_key else sorted(CATALOGUE)
+    return [context.partition_key] if context.has_partition_key else sorted(load_catalogue()[0])
 
 
 @dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP)

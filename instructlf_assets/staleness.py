@@ -16,6 +16,7 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._time import get_current_datetime
 
 from .assets import OBSERVE_JOB, PIPELINE, PIPELINE_JOB
+from .partitions import ensure_partition
 
 
 @dataclass
@@ -66,6 +67,7 @@ def materialize_partition(
     announce: Callable[[str], None] = lambda line: None,
 ) -> MaterializeOutcome:
     defs = _definitions()
+    ensure_partition(instance, partition_key)
     observed = defs.resolve_job_def(OBSERVE_JOB).execute_in_process(
         run_config=QUIET_LOGS,
         instance=instance,

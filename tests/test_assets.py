@@ -8,6 +8,7 @@ import pytest
 
 from definitions import defs
 from instructlf_assets.assets import PIPELINE, SOURCES
+from instructlf_assets.partitions import PARTITIONS_NAME
 from instructlf_assets.staleness import stale_or_missing
 from resources import EncoderResource, InstructLFIOManager, ProposerResource
 from resources.storage import read_artifact
@@ -26,6 +27,7 @@ def materialized(tmp_path_factory):
         "proposer": ProposerResource(),
     }
     with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(PARTITIONS_NAME, ["demo", "tiny"])
         result = dg.materialize(
             [*SOURCES, *PIPELINE],
             partition_key="tiny",

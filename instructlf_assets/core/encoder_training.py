@@ -31,6 +31,7 @@ class TrainingOptions:
     max_train_pairs: int = 640
     max_seq_length: int = 128
     freeze_embeddings: bool = True
+    freeze_layers: int = 0
     seed: int = 0
 
 
@@ -65,9 +66,9 @@ def fine_tune(model: SentenceTransformer, pairs: pd.DataFrame, options: Training
 
     if len(pairs) > options.max_train_pairs:
         pairs = pairs.sample(options.max_train_pairs, random_state=options.seed)
+    inference_length = model.max_seq_length
     model.max_seq_length = options.max_seq_length
-    if options.freeze_embeddings:
-        _freeze_token_embeddings(model)
+    _freeze(model, options.freeze_embeddings, options.freeze_layers)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="instructlf-train-") as scratch:
         args = SentenceTransformerTrainingArguments(
@@ -96,6 +97,8 @@ def fine_tune(model: SentenceTransformer, pairs: pd.DataFrame, options: Training
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     for parameter in model.parameters():
         parameter.requires_grad_(True)
+    # The training length is a speed knob; scoring reads documents at the model's full length.
+    model.max_seq_length = inference_length
     return TrainingReport(
         n_pairs=len(pairs),
         n_steps=int(result.global_step),
@@ -105,10 +108,12 @@ def fine_tune(model: SentenceTransformer, pairs: pd.DataFrame, options: Training
     )
 
 
-def _freeze_token_embeddings(model: SentenceTransformer) -> None:
-    """Half of MiniLM's parameters are the word-piece table; freezing it halves optimizer work per step."""
+def _freeze(model: SentenceTransformer, embeddings: bool, lower_layers: int) -> None:
+    """Half of MiniLM's parameters are the word-piece table, and backpropagation stops at the lowest trainable
+    layer: freezing the table halves optimizer work, freezing lower layers also shortens the backward pass."""
+    frozen = [f"encoder.layer.{i}." for i in range(lower_layers)]
     for name, parameter in model.named_parameters():
-        if "embeddings.word_embeddings" in name:
+        if (embeddings and ".embeddings." in name) or any(prefix in name for prefix in frozen):
             parameter.requires_grad_(False)
 
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# UI smoke test: start `dagster dev` on 127.0.0.1, materialize `demo` on the same instance, and take a headless
+# Chromium screenshot of the latent_factors asset page (docs/latent_factors.png).
+# Usage: scripts/ui_smoke.sh [port]   (run from the repository root, with the project installed)
+set -euo pipefail
+set -m
+PORT="${1:-3070}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster_home}"
+mkdir -p "$DAGSTER_HOME" "$ROOT/docs"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
+
+if ! command -v chromium >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
+cd "$ROOT"
+instructlf run demo > /dev/null
+dagster dev -w workspace.yaml -h 127.0.0.1 -p "$PORT" > "$DAGSTER_HOME/ui_smoke.log" 2>&1 &
+DEV_PID=$!
+trap 'kill -TERM $DEV_PID 2>/dev/null || true; wait $DEV_PID 2>/dev/null || true' EXIT
+
+for _ in $(seq 1 120); do
+  if curl -sf -X POST -H 'Content-Type: application/json' \
+      --data '{"query":"{ repositoriesOrError { __typename } }"}' "http://127.0.0.1:$PORT/graphql" \
+      | grep -q RepositoryConnection; then
+    break
+  fi
+  sleep 1
+done
+
+chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+  --disable-component-update --disable-sync --user-data-dir="$(mktemp -d)" --hide-scrollbars \
+  --window-size=1500,1900 --virtual-time-budget=20000 \
+  --screenshot="$ROOT/docs/latent_factors.png" \
+  "http://127.0.0.1:$PORT/assets/latent_factors?partition=demo&view=partitions" 2>/dev/null
+echo "screenshot: $ROOT/docs/latent_factors.png"
