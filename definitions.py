@@ -5,11 +5,39 @@ The environment is chosen here, never inside an asset.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import dagster as dg
 
 from instructlf_assets.assets import PIPELINE, SOURCES, observe_job, pipeline_job
 from instructlf_assets.automation import JOBS, SCHEDULES, SENSORS
 from resources import EncoderResource, InstructLFIOManager, ProposerResource, default_storage_root
+
+PROPOSERS = ("offline", "openai", "local")
+
+
+def proposer_from_environment() -> ProposerResource:
+    """The proposer back end from INSTRUCTLF_PROPOSER and the openai client's own variables.
+
+    The key is bound through EnvVar only when it is set: an EnvVar on an unset variable fails every run, even for
+    an optional field, and the offline default must work on a fresh machine.
+    """
+    backend = os.environ.get("INSTRUCTLF_PROPOSER", "offline")
+    if backend not in PROPOSERS:
+        raise ValueError(f"INSTRUCTLF_PROPOSER is {backend!r}; expected one of {', '.join(PROPOSERS)}")
+    settings: dict[str, object] = {
+        "backend": backend,
+        "cache_dir": str(Path(default_storage_root()) / "llm_cache"),
+    }
+    if os.environ.get("INSTRUCTLF_LLM_MODEL"):
+        settings["model"] = os.environ["INSTRUCTLF_LLM_MODEL"]
+    if os.environ.get("OPENAI_BASE_URL"):
+        settings["base_url"] = os.environ["OPENAI_BASE_URL"]
+    if os.environ.get("OPENAI_API_KEY"):
+        settings["api_key"] = dg.EnvVar("OPENAI_API_KEY")
+    return ProposerResource(**settings)
+
 
 defs = dg.Definitions(
     assets=[*SOURCES, *PIPELINE],
@@ -19,6 +47,6 @@ defs = dg.Definitions(
     resources={
         "io_manager": InstructLFIOManager(base_dir=default_storage_root()),
         "encoder": EncoderResource(),
-        "proposer": ProposerResource(),
+        "proposer": proposer_from_environment(),
     },
 )

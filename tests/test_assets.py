@@ -24,7 +24,7 @@ def materialized(tmp_path_factory):
     resources = {
         "io_manager": InstructLFIOManager(base_dir=str(storage)),
         "encoder": EncoderResource(),
-        "proposer": ProposerResource(),
+        "proposer": ProposerResource(cache_dir=str(storage / "llm_cache")),
     }
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(PARTITIONS_NAME, ["demo", "tiny"])

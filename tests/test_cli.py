@@ -14,11 +14,14 @@ from tests.conftest import REPO, TEST_DATA
 CLI = [sys.executable, "-m", "instructlf_assets.cli"]
 
 
-def run_cli(args, home: Path, catalogue: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    args, home: Path, catalogue: Path | None = None, timeout: int = 600, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("INSTRUCTLF_CATALOGUE", "DAGSTER_HOME")}
     env["DAGSTER_HOME"] = str(home)
     if catalogue is not None:
         env["INSTRUCTLF_CATALOGUE"] = str(catalogue)
+    env.update(extra_env or {})
     return subprocess.run([*CLI, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 

@@ -67,6 +67,7 @@ class TaskSpec(_Strict):
 class PromptSpec(_Strict):
     instruction: str = DEFAULT_PROPOSAL_INSTRUCTION
     properties_per_document: int = Field(5, ge=1, le=30)
+    two_step: bool = Field(False, description="The paper's protocol: an analysis call, then a call for the list.")
 
 
 class DatasetSpec(_Strict):

