@@ -27,16 +27,25 @@ def main(port: str, output: str) -> None:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1300})
         page.goto(url, wait_until="networkidle")
-        skip = page.get_by_role("button", name="Skip")
-        if skip.count():
-            skip.first.click()
-        page.get_by_text("total_correlation").first.wait_for(timeout=30_000)
+        page.get_by_text("total_correlation").first.wait_for(timeout=60_000)
+        _dismiss_welcome_dialog(page)
         markdown = page.get_by_text("[Show Markdown]")
         if markdown.count():
             markdown.first.click()
             page.wait_for_timeout(1500)
         page.screenshot(path=output, full_page=False)
         browser.close()
+
+
+def _dismiss_welcome_dialog(page) -> None:
+    """A first visit shows a 'Join the Dagster community' dialog over the page."""
+    skip = page.get_by_role("button", name="Skip")
+    try:
+        skip.first.wait_for(state="visible", timeout=10_000)
+    except Exception:
+        return
+    skip.first.click()
+    skip.first.wait_for(state="hidden", timeout=10_000)
 
 
 if __name__ == "__main__":

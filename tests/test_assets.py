@@ -102,3 +102,16 @@ def test_bad_input_fails_the_partition_and_keeps_what_was_materialized(materiali
     assert not result.success
     pd.testing.assert_frame_equal(read_artifact(storage / "raw_documents" / "tiny"), before)
     pd.testing.assert_frame_equal(read_artifact(storage / "latent_factors" / "tiny").factors, factors_before)
+
+
+def test_code_version_bump_marks_that_stage_and_its_descendants_only(materialized):
+    _, instance, resources = materialized
+    bumped = [
+        asset.map_asset_specs(lambda spec: spec.replace_attributes(code_version="bumped"))
+        if asset.key == dg.AssetKey("property_scores")
+        else asset
+        for asset in PIPELINE
+    ]
+    changed = dg.Definitions(assets=[*SOURCES, *bumped], resources=resources)
+    stale = [key.to_user_string() for key in stale_or_missing(instance, changed, "tiny")]
+    assert stale == ["property_scores", "latent_factors", "downstream_evaluation"]
