@@ -9,17 +9,15 @@ from .checks import expect, spec
 from .core.catalogue import data_dir
 from .core.corpus import load_documents
 from .metadata import markdown_table
-from .partitions import dataset_for, dataset_partitions
-from .sources import GROUP, corpus_file
+from .partitions import dataset_for
+from .sources import corpus_file, stage_asset
 
 ASSET = "raw_documents"
 
 
-@dg.asset(
-    partitions_def=dataset_partitions,
+@stage_asset(
     deps=[corpus_file],
     code_version="1",
-    group_name=GROUP,
     kinds={"pandas"},
     check_specs=[
         spec(ASSET, "documents_are_well_formed", "ids unique and non-null, text non-empty, at least one row"),

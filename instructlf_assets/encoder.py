@@ -15,8 +15,7 @@ from .checks import expect, spec
 from .core.artifacts import EncoderArtifact
 from .core.dedup import Vocabulary, map_proposals
 from .core.encoder_training import TrainingOptions, fine_tune, recall_at_k, save_model, training_pairs
-from .partitions import dataset_partitions
-from .sources import GROUP
+from .sources import stage_asset
 
 ASSET = "compatibility_encoder"
 
@@ -48,10 +47,8 @@ def mapped_proposals(property_proposals: pd.DataFrame, vocabulary: pd.DataFrame)
     return map_proposals(property_proposals, _vocabulary_view(vocabulary))
 
 
-@dg.asset(
-    partitions_def=dataset_partitions,
+@stage_asset(
     code_version="1",
-    group_name=GROUP,
     kinds={"pytorch"},
     pool="gpu",
     check_specs=[

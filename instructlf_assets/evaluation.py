@@ -15,8 +15,8 @@ from .core.artifacts import FactorModel, ScoreMatrix
 from .core.evaluation import Metric, metrics_table
 from .core.tasks import TaskInputs, evaluate_planted_factors
 from .metadata import markdown_table, png_markdown
-from .partitions import dataset_for, dataset_partitions
-from .sources import GROUP
+from .partitions import dataset_for
+from .sources import stage_asset
 
 ASSET = "downstream_evaluation"
 
@@ -25,10 +25,8 @@ class EvaluationConfig(dg.Config):
     seed: int = Field(0, description="Seed for probes and any sampling.")
 
 
-@dg.asset(
-    partitions_def=dataset_partitions,
+@stage_asset(
     code_version="1",
-    group_name=GROUP,
     kinds={"scikitlearn"},
     check_specs=[
         spec(

@@ -12,8 +12,8 @@ from .checks import expect, spec
 from .core.artifacts import FactorModel, ScoreMatrix
 from .core.factors import FactorOptions, fit_factors
 from .metadata import factors_markdown, png_markdown
-from .partitions import dataset_for, dataset_partitions
-from .sources import GROUP
+from .partitions import dataset_for
+from .sources import stage_asset
 
 ASSET = "latent_factors"
 
@@ -29,10 +29,8 @@ class FactorConfig(dg.Config):
     device: str = Field("auto", description="cpu, cuda or auto.")
 
 
-@dg.asset(
-    partitions_def=dataset_partitions,
+@stage_asset(
     code_version="1",
-    group_name=GROUP,
     kinds={"pytorch"},
     check_specs=[
         spec(ASSET, "every_property_assigned_once", "each vocabulary property belongs to exactly one factor"),

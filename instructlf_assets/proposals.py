@@ -13,8 +13,8 @@ from .checks import expect, spec
 from .core.errors import ProposerError
 from .core.phrases import normalize_phrase
 from .metadata import markdown_table
-from .partitions import dataset_for, dataset_partitions
-from .sources import GROUP, goal_spec
+from .partitions import dataset_for
+from .sources import goal_spec, stage_asset
 
 ASSET = "property_proposals"
 PROPOSED_SPLITS = ("train", "valid")
@@ -26,11 +26,9 @@ class ProposalConfig(dg.Config):
     )
 
 
-@dg.asset(
-    partitions_def=dataset_partitions,
+@stage_asset(
     deps=[goal_spec],
     code_version="1",
-    group_name=GROUP,
     kinds={"pandas"},
     pool="llm",
     check_specs=[

@@ -14,8 +14,7 @@ from resources import EncoderResource
 from .checks import expect, spec
 from .core.artifacts import EncoderArtifact, ScoreMatrix
 from .core.scoring import score_matrix
-from .partitions import dataset_partitions
-from .sources import GROUP
+from .sources import stage_asset
 
 ASSET = "property_scores"
 
@@ -24,10 +23,8 @@ class ScoreConfig(dg.Config):
     chunk_size: int = Field(2048, ge=1, description="Documents encoded and multiplied per chunk (bounds memory).")
 
 
-@dg.asset(
-    partitions_def=dataset_partitions,
+@stage_asset(
     code_version="1",
-    group_name=GROUP,
     kinds={"pytorch", "numpy"},
     pool="gpu",
     check_specs=[spec(ASSET, "scores_are_valid", "finite, in [-1, 1], shape matches documents x properties")],

@@ -15,6 +15,11 @@ from .partitions import dataset_partitions
 GROUP = "instructlf"
 
 
+def stage_asset(**kwargs: object):
+    """Every pipeline stage is one asset per dataset partition, in one group."""
+    return dg.asset(partitions_def=dataset_partitions, group_name=GROUP, **kwargs)
+
+
 def _partitions(context: dg.OpExecutionContext) -> list[str]:
     return [context.partition_key] if context.has_partition_key else sorted(load_catalogue()[0])
 

@@ -14,8 +14,7 @@ from .checks import expect, spec
 from .core.dedup import DedupOptions, build_vocabulary
 from .core.errors import ProposerError
 from .metadata import markdown_table
-from .partitions import dataset_partitions
-from .sources import GROUP
+from .sources import stage_asset
 
 ASSET = "property_vocabulary"
 
@@ -26,10 +25,8 @@ class VocabularyConfig(dg.Config):
     max_properties: int = Field(2000, ge=2, description="Keep at most this many, by support.")
 
 
-@dg.asset(
-    partitions_def=dataset_partitions,
+@stage_asset(
     code_version="1",
-    group_name=GROUP,
     kinds={"pandas"},
     check_specs=[
         spec(ASSET, "vocabulary_is_deduplicated", "texts unique, no two closer than the merge threshold"),

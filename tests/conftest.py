@@ -19,6 +19,17 @@ os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 REPO = Path(__file__).resolve().parents[1]
+# The asset keys as users' scripts, schedules and checks name them, in lineage order.
+STAGES = [
+    "raw_documents",
+    "property_proposals",
+    "property_vocabulary",
+    "compatibility_encoder",
+    "property_scores",
+    "latent_factors",
+    "downstream_evaluation",
+]
+
 SHARED_DATA_DIR = REPO.parent / "shared" / "data"
 
 # The asset tests need a small CSV dataset beside the shipped demo. Partitions are read from the catalogue when

@@ -9,17 +9,7 @@ import dagster as dg
 from definitions import defs
 from instructlf_assets.assets import OBSERVE_JOB, PIPELINE_JOB
 from instructlf_assets.partitions import dataset_partitions
-from tests.conftest import REPO
-
-STAGES = [
-    "raw_documents",
-    "property_proposals",
-    "property_vocabulary",
-    "compatibility_encoder",
-    "property_scores",
-    "latent_factors",
-    "downstream_evaluation",
-]
+from tests.conftest import REPO, STAGES
 
 
 def test_definitions_load():

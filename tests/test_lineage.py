@@ -5,18 +5,8 @@ import shutil
 import dagster as dg
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, STAGES
 from tests.test_cli import run_cli
-
-STAGES = [
-    "raw_documents",
-    "property_proposals",
-    "property_vocabulary",
-    "compatibility_encoder",
-    "property_scores",
-    "latent_factors",
-    "downstream_evaluation",
-]
 
 
 def materialization_counts(home) -> dict[str, int]:
