@@ -34,7 +34,8 @@ class FactorConfig(dg.Config):
     kinds={"pytorch"},
     check_specs=[
         spec(ASSET, "every_property_assigned_once", "each vocabulary property belongs to exactly one factor"),
-        spec(ASSET, "factor_model_is_sound", "no NaN in weights or scores; total correlation > 0; converged"),
+        spec(ASSET, "factor_model_is_sound", "no NaN in weights or scores; total correlation > 0"),
+        spec(ASSET, "factor_model_converged", "CorEx stopped improving before max_iter", blocking=False),
     ],
 )
 def latent_factors(
@@ -83,7 +84,6 @@ def latent_factors(
             "nan_weights": [int(np.isnan(model.weights).sum())],
             "nan_scores": [int(model.document_scores.drop(columns="doc_id").isna().to_numpy().sum())],
             "total_correlation": [float(model.summary["tc"])],
-            "converged": [bool(model.summary["converged"])],
         }
     )
     yield expect(
@@ -93,8 +93,14 @@ def latent_factors(
             gxe.ExpectColumnValuesToBeBetween(column="nan_weights", max_value=0),
             gxe.ExpectColumnValuesToBeBetween(column="nan_scores", max_value=0),
             gxe.ExpectColumnValuesToBeBetween(column="total_correlation", min_value=0, strict_min=True),
-            gxe.ExpectColumnValuesToBeInSet(column="converged", value_set=[True]),
         ],
+    )
+    # Not converging within max_iter leaves a usable, slightly suboptimal model: worth a warning, not a stop.
+    yield expect(
+        "factor_model_converged",
+        pd.DataFrame({"converged": [bool(model.summary["converged"])], "n_iter": [int(model.summary["n_iter"])]}),
+        lambda gxe: [gxe.ExpectColumnValuesToBeInSet(column="converged", value_set=[True])],
+        severity=dg.AssetCheckSeverity.WARN,
     )
 
 

@@ -95,11 +95,11 @@ def materialize_partition(
         for e in result.get_asset_check_evaluations()
         if not e.passed
     ]
-    error = None if result.success else failure_message(result)
+    error = None if result.success else failure_message(result, failed_checks)
     return MaterializeOutcome(materialized, error, failed_checks, result.run_id)
 
 
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
+def failure_message(result: dg.ExecuteInProcessResult, failed_checks: list[str] | None = None) -> str:
     """The innermost error of the first failed step, without Dagster's wrappers, in one line."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
@@ -108,6 +108,8 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
                 error = error.cause
             lines = error.message.strip().splitlines() or [error.cls_name or "error"]
             message = _EXCEPTION_PREFIX.sub("", lines[0])
+            if "blocking asset check" in message and failed_checks:
+                message = "; ".join(failed_checks)
             return f"{message} (step '{event.step_key}')"
     return "the run failed (see the run's logs in the Dagster UI)"
 

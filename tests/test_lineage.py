@@ -19,9 +19,9 @@ def materialization_counts(home) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory):
-    """The shipped demo entry, shrunk to 150 reviews so each refresh takes seconds, not minutes."""
+    """The shipped demo entry, shrunk to 100 reviews so each refresh takes seconds, not minutes."""
     catalogue = tmp_path_factory.mktemp("catalogue")
-    entry = (REPO / "datasets" / "demo.yaml").read_text().replace("n_documents: 400", "n_documents: 150")
+    entry = (REPO / "datasets" / "demo.yaml").read_text().replace("n_documents: 400", "n_documents: 100")
     (catalogue / "demo.yaml").write_text(entry)
     home = tmp_path_factory.mktemp("home")
     first = run_cli(["run", "demo"], home, catalogue)
