@@ -14,8 +14,8 @@ import dagster as dg
 
 from .assets import PIPELINE, SOURCES, observe_job, pipeline_job
 from .partitions import dataset_partitions, known_partitions, new_catalogue_entries
+from .staleness import LAUNCHED_BY
 
-LAUNCHED_BY = "instructlf/launched_by"
 REFRESH_JOB = "instructlf_refresh"
 
 refresh_job = dg.define_asset_job(
@@ -29,9 +29,12 @@ refresh_job = dg.define_asset_job(
 @dg.sensor(job=refresh_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def catalogue_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     """Adds a partition for each new catalogue entry and requests its first run."""
-    new = new_catalogue_entries(context.instance)
+    new, invalid = new_catalogue_entries(context.instance)
+    for message in invalid.values():
+        context.log.warning(message)  # one bad file is reported, and the valid entries still get their runs
     if not new:
-        return dg.SkipReason("no new catalogue entries")
+        skipped = f"; invalid entries skipped: {', '.join(sorted(invalid))}" if invalid else ""
+        return dg.SkipReason(f"no new catalogue entries{skipped}")
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(partition_key=name, run_key=f"first-run-{name}", tags={LAUNCHED_BY: "catalogue_sensor"})

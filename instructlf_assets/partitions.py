@@ -32,7 +32,8 @@ def ensure_partition(instance: dg.DagsterInstance, name: str) -> bool:
     return True
 
 
-def new_catalogue_entries(instance: dg.DagsterInstance) -> list[str]:
-    entries, _ = load_catalogue()
+def new_catalogue_entries(instance: dg.DagsterInstance) -> tuple[list[str], dict[str, str]]:
+    """Valid entries without a partition yet, and the error of each invalid entry (which gets no partition)."""
+    entries, errors = load_catalogue()
     existing = set(known_partitions(instance))
-    return sorted(name for name in entries if name not in existing)
+    return sorted(name for name in entries if name not in existing), errors

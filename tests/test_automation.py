@@ -1,6 +1,7 @@
 """Sensors and schedule, evaluated with Dagster's testing helpers on a real (temporary) instance."""
 
 import datetime as dt
+import shutil
 
 import dagster as dg
 import pytest
@@ -9,6 +10,7 @@ from definitions import defs
 from instructlf_assets.assets import OBSERVE_JOB, PIPELINE
 from instructlf_assets.automation import catalogue_sensor, daily_observation, stale_refresh_sensor
 from instructlf_assets.partitions import PARTITIONS_NAME
+from tests.conftest import TEST_CATALOGUE
 
 
 @pytest.fixture
@@ -56,3 +58,15 @@ def test_refresh_sensor_leaves_cli_observations_to_the_cli(instance):
     instance.add_dynamic_partitions(PARTITIONS_NAME, ["tiny"])
     skipped = stale_refresh_sensor(observation_context(instance, {"instructlf/launched_by": "cli"}))
     assert isinstance(skipped, dg.SkipReason)
+
+
+def test_an_invalid_catalogue_entry_is_reported_and_valid_ones_still_get_partitions(instance, tmp_path, monkeypatch):
+    for entry in TEST_CATALOGUE.glob("*.yaml"):
+        shutil.copy(entry, tmp_path / entry.name)
+    (tmp_path / "broken.yaml").write_text("goal: Which topics?\ncorpus: {path: ../../etc/passwd}\ncolour: red\n")
+    monkeypatch.setenv("INSTRUCTLF_CATALOGUE", str(tmp_path))
+    result = catalogue_sensor(dg.build_sensor_context(instance=instance))
+    assert sorted(r.partition_key for r in result.run_requests) == ["demo", "tiny"]
+    instance.add_dynamic_partitions(PARTITIONS_NAME, ["demo", "tiny"])
+    skipped = catalogue_sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(skipped, dg.SkipReason) and "invalid entries skipped: broken" in skipped.skip_message

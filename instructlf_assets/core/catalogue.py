@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from .errors import CatalogueError
 
@@ -42,13 +42,25 @@ class GeneratedCorpus(_Strict):
 class FileCorpus(_Strict):
     """A corpus read from a file under the data directory."""
 
-    path: str = Field(description="Path relative to $INSTRUCTLF_DATA_DIR (or absolute).")
+    path: str = Field(description="Path relative to $INSTRUCTLF_DATA_DIR, inside it.")
     format: Literal["csv", "jsonl", "parquet"] | None = Field(None, description="Inferred from the suffix if unset.")
+    encoding: str = Field("utf-8", description="Text encoding of csv/jsonl files.")
     id_field: str | None = Field(None, description="Column holding unique document ids; row numbers if unset.")
     text_field: str = "text"
     label_fields: tuple[str, ...] = ()
     split_field: str | None = Field(None, description="Column with train/valid/test; hashed split if unset.")
     max_documents: int | None = Field(None, ge=1)
+
+    @field_validator("path")
+    @classmethod
+    def _inside_data_dir(cls, value: str) -> str:
+        """The data directory is the one place a deployment grants read access to; entries may not leave it."""
+        path = PurePosixPath(value.replace("\\", "/"))
+        if path.is_absolute() or PureWindowsPath(value).is_absolute() or ".." in path.parts:
+            raise ValueError(f"{value!r} is outside the data directory: give a path relative to ${DATA_DIR_ENV}")
+        if not path.parts:
+            raise ValueError("path is empty")
+        return value
 
 
 class SplitRule(_Strict):
@@ -70,13 +82,25 @@ class PromptSpec(_Strict):
     two_step: bool = Field(False, description="The paper's protocol: an analysis call, then a call for the list.")
 
 
+_GENERATED, _FILE = "generated", "file"
+
+
+def _corpus_kind(value: object) -> str:
+    """A corpus with a `generator` is generated, any other is a file: errors then speak of one kind only."""
+    has_generator = "generator" in value if isinstance(value, dict) else isinstance(value, GeneratedCorpus)
+    return _GENERATED if has_generator else _FILE
+
+
 class DatasetSpec(_Strict):
     """One catalogue entry. Everything that decides *what* is computed lives here, so it can be hashed."""
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
     description: str = ""
     goal: str = Field(min_length=3)
-    corpus: GeneratedCorpus | FileCorpus
+    corpus: Annotated[
+        Annotated[GeneratedCorpus, Tag(_GENERATED)] | Annotated[FileCorpus, Tag(_FILE)],
+        Discriminator(_corpus_kind),
+    ]
     split: SplitRule = SplitRule()
     max_text_chars: int = Field(4000, ge=50)
     prompt: PromptSpec = PromptSpec()
@@ -126,8 +150,13 @@ def load_entry(path: Path) -> DatasetSpec:
     try:
         return DatasetSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"field '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors())
+        problems = "; ".join(f"field '{_field_path(err['loc'])}': {err['msg']}" for err in exc.errors())
         raise CatalogueError(f"catalogue entry {path}: {problems}") from None
+
+
+def _field_path(loc: tuple[object, ...]) -> str:
+    """The field as the user wrote it in YAML: without pydantic's union tags."""
+    return ".".join(str(part) for part in loc if part not in (_GENERATED, _FILE))
 
 
 def load_catalogue(directory: Path | None = None) -> tuple[dict[str, DatasetSpec], dict[str, str]]:

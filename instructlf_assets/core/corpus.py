@@ -7,6 +7,9 @@ dataset's label columns.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,21 +25,30 @@ SPLITS = ("train", "valid", "test")
 
 @dataclass(frozen=True)
 class CorpusLoad:
+    """The documents plus what loading had to repair, so the asset can count it and warn."""
+
     documents: pd.DataFrame
     source: str
     n_truncated: int
+    n_nul_removed: int = 0
+    sha256: str = ""
 
 
 def resolve_corpus_path(spec: DatasetSpec, data_dir: Path | None) -> Path:
     """Where the corpus file is; relative paths are under $INSTRUCTLF_DATA_DIR."""
     assert isinstance(spec.corpus, FileCorpus)
     path = Path(spec.corpus.path)
-    if path.is_absolute():
-        return path
     if data_dir is None:
         raise CorpusError(
             f"dataset '{spec.name}': corpus path '{path}' is relative but ${DATA_DIR_ENV} is not set; "
             f"set it to the directory that holds {path}"
+        )
+    resolved = (data_dir / path).resolve()
+    if not resolved.is_relative_to(data_dir.resolve()):
+        # The catalogue rejects '..' and absolute paths; this catches a symlink that leads out of the data dir.
+        raise CorpusError(
+            f"dataset '{spec.name}': field 'corpus.path' {path} resolves to {resolved}, outside ${DATA_DIR_ENV} "
+            f"({data_dir})"
         )
     return data_dir / path
 
@@ -60,35 +72,96 @@ def corpus_fingerprint(spec: DatasetSpec, data_dir: Path | None) -> str:
 
 def load_documents(spec: DatasetSpec, data_dir: Path | None) -> CorpusLoad:
     """Load, validate and split a dataset's corpus."""
+    digest = ""
     if isinstance(spec.corpus, GeneratedCorpus):
         frame = generate_demo_corpus(spec.corpus.n_documents, seed=spec.corpus.seed)
         source = f"generated:{spec.corpus.generator}(n={spec.corpus.n_documents}, seed={spec.corpus.seed})"
     else:
         path = resolve_corpus_path(spec, data_dir)
-        frame = _read_file_corpus(spec.name, spec.corpus, path)
+        content = read_stable_bytes(spec.name, path)
+        digest = hashlib.sha256(content).hexdigest()
+        frame = _parse_file_corpus(spec.name, spec.corpus, path, content)
         source = str(path)
+    frame, n_nul_removed = _remove_nul(frame)
     frame = _validate(spec.name, source, frame)
     if "split" not in frame.columns:
         frame.insert(2, "split", assign_splits(frame["doc_id"], spec.split))
     frame, n_truncated = _truncate(frame, spec.max_text_chars)
-    return CorpusLoad(frame.reset_index(drop=True), source, n_truncated)
+    return CorpusLoad(frame.reset_index(drop=True), source, n_truncated, n_nul_removed, digest)
 
 
-def _read_file_corpus(name: str, corpus: FileCorpus, path: Path) -> pd.DataFrame:
+def read_stable_bytes(name: str, path: Path, read=Path.read_bytes) -> bytes:
+    """The file's bytes, refusing a file that a writer changed while we read it (a torn, half-written corpus).
+
+    Parsing happens on these bytes, so what is parsed is exactly what was hashed.
+    """
     if not path.is_file():
         raise CorpusError(f"dataset '{name}': corpus file {path} not found (check ${DATA_DIR_ENV} and 'corpus.path')")
+    before = _stat_signature(path)
+    content = read(path)
+    if _stat_signature(path) != before or len(content) != before[0]:
+        raise CorpusError(
+            f"dataset '{name}': corpus file {path} changed while it was being read; "
+            "wait for the writer to finish (write to a temporary file and rename it into place), then re-run"
+        )
+    return content
+
+
+def _stat_signature(path: Path) -> tuple[int, int, int]:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
+
+
+def _decode(name: str, path: Path, content: bytes, encoding: str) -> str:
+    """Decoded text; a bad byte is reported with its line, because that is what a user can open and fix."""
+    try:
+        return content.decode(encoding).removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = content[: exc.start].count(b"\n") + 1
+        raise CorpusError(
+            f"dataset '{name}': {path} line {line}: byte 0x{content[exc.start]:02x} is not valid {encoding} "
+            f"(byte offset {exc.start}); re-save the file as UTF-8 or set 'corpus.encoding' (e.g. latin-1)"
+        ) from None
+    except LookupError:
+        raise CorpusError(f"dataset '{name}': field 'corpus.encoding' {encoding!r} is not a known encoding") from None
+
+
+def _parse_file_corpus(name: str, corpus: FileCorpus, path: Path, content: bytes) -> pd.DataFrame:
     fmt = corpus.format or path.suffix.lstrip(".").lower()
     try:
         if fmt == "csv":
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+            text = _decode(name, path, content, corpus.encoding)
+            raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         elif fmt == "jsonl":
-            raw = pd.read_json(path, lines=True, dtype=False)
+            raw = _parse_jsonl(name, path, _decode(name, path, content, corpus.encoding))
         elif fmt == "parquet":
-            raw = pd.read_parquet(path)
+            raw = pd.read_parquet(io.BytesIO(content))
         else:
             raise CorpusError(f"dataset '{name}': cannot read {path}: unknown format '{fmt}' (csv, jsonl or parquet)")
-    except (ValueError, UnicodeDecodeError, OSError) as exc:
+    except (ValueError, OSError) as exc:
         raise CorpusError(f"dataset '{name}': cannot parse {path} as {fmt}: {exc}") from exc
+    return _select_fields(name, corpus, path, raw)
+
+
+def _parse_jsonl(name: str, path: Path, text: str) -> pd.DataFrame:
+    """One JSON object per line; blank lines are allowed, anything else names its line."""
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"dataset '{name}': {path} line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise CorpusError(
+                f"dataset '{name}': {path} line {number}: expected a JSON object, got {type(record).__name__}"
+            )
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _select_fields(name: str, corpus: FileCorpus, path: Path, raw: pd.DataFrame) -> pd.DataFrame:
     missing = [f for f in (corpus.id_field, corpus.text_field, *corpus.label_fields, corpus.split_field) if f]
     missing = [f for f in missing if f not in raw.columns]
     if missing:
@@ -145,6 +218,15 @@ def assign_splits(doc_ids: pd.Series, rule: SplitRule) -> np.ndarray:
         "test",
         np.where(draws < rule.test_fraction + rule.valid_fraction, "valid", "train"),
     )
+
+
+def _remove_nul(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """NUL characters break tokenizers and Parquet readers downstream; they are removed and counted."""
+    has_nul = frame["text"].map(lambda text: isinstance(text, str) and "\x00" in text)
+    if has_nul.any():
+        frame = frame.copy()
+        frame.loc[has_nul, "text"] = frame.loc[has_nul, "text"].str.replace("\x00", "", regex=False)
+    return frame, int(has_nul.sum())
 
 
 def _truncate(frame: pd.DataFrame, max_chars: int) -> tuple[pd.DataFrame, int]:

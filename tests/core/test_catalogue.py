@@ -64,3 +64,10 @@ def test_goal_fingerprint_changes_with_goal_only(tmp_path):
     edited = load_entry(write(tmp_path, "bills", GOOD.replace("topics", "policy areas")))
     assert first.goal_fingerprint() == same.goal_fingerprint()
     assert first.goal_fingerprint() != edited.goal_fingerprint()
+
+
+@pytest.mark.parametrize("path", ["../secrets/x.csv", "/etc/passwd", "bills/../../x.csv", "C:\\\\data\\\\x.csv"])
+def test_corpus_path_outside_the_data_directory_names_entry_and_field(tmp_path, path):
+    entry = write(tmp_path, "bills", f"goal: Which topics?\ncorpus: {{path: '{path}'}}\n")
+    with pytest.raises(CatalogueError, match=r"bills.yaml: field 'corpus.path': Value error, '.*' is outside the data"):
+        load_entry(entry)

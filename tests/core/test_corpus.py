@@ -1,8 +1,10 @@
+import hashlib
+
 import pandas as pd
 import pytest
 
 from instructlf_assets.core.catalogue import DatasetSpec, SplitRule
-from instructlf_assets.core.corpus import assign_splits, corpus_fingerprint, load_documents
+from instructlf_assets.core.corpus import assign_splits, corpus_fingerprint, load_documents, read_stable_bytes
 from instructlf_assets.core.errors import CorpusError
 
 
@@ -83,3 +85,95 @@ def test_fingerprint_follows_file_bytes(tmp_path):
     first = corpus_fingerprint(spec(), tmp_path)
     write_csv(tmp_path, [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}])
     assert corpus_fingerprint(spec(), tmp_path) != first
+
+
+def test_latin1_bytes_in_a_utf8_file_name_the_line(tmp_path):
+    (tmp_path / "reviews.csv").write_bytes(b"id,text\na,fine\nb,caf\xe9 au lait\n")
+    with pytest.raises(CorpusError, match=r"reviews.csv line 3: byte 0xe9 is not valid utf-8.*corpus.encoding"):
+        load_documents(spec(), tmp_path)
+
+
+def test_declared_encoding_reads_latin1(tmp_path):
+    (tmp_path / "reviews.csv").write_bytes(b"id,text\na,fine\nb,caf\xe9 au lait\n")
+    loaded = load_documents(spec(encoding="latin-1"), tmp_path)
+    assert loaded.documents["text"].tolist() == ["fine", "café au lait"]
+
+
+def test_broken_jsonl_line_is_named(tmp_path):
+    lines = ['{"id": "a", "text": "one"}', "", '{"id": "b", "text": "tw', '{"id": "c", "text": "three"}']
+    (tmp_path / "reviews.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(CorpusError, match=r"reviews.jsonl line 3: not valid JSON"):
+        load_documents(spec(path="reviews.jsonl"), tmp_path)
+
+
+def test_jsonl_line_that_is_not_an_object_is_named(tmp_path):
+    (tmp_path / "reviews.jsonl").write_text('{"id": "a", "text": "one"}\n["b", "two"]\n')
+    with pytest.raises(CorpusError, match=r"line 2: expected a JSON object, got list"):
+        load_documents(spec(path="reviews.jsonl"), tmp_path)
+
+
+def test_jsonl_with_blank_lines_loads(tmp_path):
+    (tmp_path / "reviews.jsonl").write_text('{"id": "a", "text": "one"}\n\n{"id": "b", "text": "two"}\n')
+    assert load_documents(spec(path="reviews.jsonl"), tmp_path).documents["doc_id"].tolist() == ["a", "b"]
+
+
+def test_csv_row_with_too_many_fields_is_named(tmp_path):
+    (tmp_path / "reviews.csv").write_text("id,text\na,one\nb,two,extra\n")
+    with pytest.raises(CorpusError, match=r"reviews.csv as csv: .*line 3"):
+        load_documents(spec(), tmp_path)
+
+
+def test_nul_bytes_are_removed_and_counted(tmp_path):
+    (tmp_path / "reviews.csv").write_bytes(b"id,text\na,hel\x00lo\nb,plain\n")
+    loaded = load_documents(spec(), tmp_path)
+    assert loaded.documents["text"].tolist() == ["hello", "plain"] and loaded.n_nul_removed == 1
+
+
+def test_text_of_only_nul_bytes_is_an_empty_text(tmp_path):
+    (tmp_path / "reviews.csv").write_bytes(b"id,text\na,ok\nb,\x00\x00\n")
+    with pytest.raises(CorpusError, match=r"field 'text' is empty in 1 row\(s\), first rows \[2\]"):
+        load_documents(spec(), tmp_path)
+
+
+def test_a_five_megabyte_document_is_truncated_to_the_cap(tmp_path):
+    huge = "word " * (5 * 2**20 // 5)
+    write_csv(tmp_path, [{"id": "a", "text": huge}, {"id": "b", "text": "short"}])
+    loaded = load_documents(spec(), tmp_path)
+    texts = loaded.documents["text"]
+    assert loaded.n_truncated == 1 and texts.str.len().max() == 4000 and texts.iloc[1] == "short"
+
+
+def test_whitespace_only_text_in_jsonl_is_named(tmp_path):
+    (tmp_path / "reviews.jsonl").write_text('{"id": "a", "text": "one"}\n{"id": "b", "text": " \\t "}\n')
+    with pytest.raises(CorpusError, match=r"field 'text' is empty in 1 row\(s\), first rows \[2\]"):
+        load_documents(spec(path="reviews.jsonl"), tmp_path)
+
+
+def test_file_that_changes_while_being_read_is_refused(tmp_path):
+    write_csv(tmp_path, [{"id": "a", "text": "x"}])
+
+    def read_while_a_writer_appends(path):
+        content = path.read_bytes()
+        with path.open("a") as handle:
+            handle.write("b,y\n")
+        return content
+
+    with pytest.raises(CorpusError, match=r"changed while it was being read"):
+        read_stable_bytes("reviews", tmp_path / "reviews.csv", read=read_while_a_writer_appends)
+
+
+def test_symlink_leading_out_of_the_data_directory_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    write_csv(outside, [{"id": "a", "text": "x"}])
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "reviews.csv").symlink_to(outside / "reviews.csv")
+    with pytest.raises(CorpusError, match=r"field 'corpus.path' reviews.csv resolves to .* outside"):
+        load_documents(spec(), data)
+
+
+def test_loaded_bytes_are_hashed(tmp_path):
+    write_csv(tmp_path, [{"id": "a", "text": "x"}])
+    loaded = load_documents(spec(), tmp_path)
+    assert loaded.sha256 == hashlib.sha256((tmp_path / "reviews.csv").read_bytes()).hexdigest()
