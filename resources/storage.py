@@ -10,6 +10,7 @@ import importlib
 import json
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -49,8 +50,14 @@ class InstructLFIOManager(dg.ConfigurableIOManager):
 
 
 def write_atomically(target: Path, obj: object) -> None:
-    """Write into a sibling temporary directory, then swap it in with renames."""
+    """Write into a sibling temporary directory, then swap it in with renames.
+
+    A process killed at any point leaves either the old artifact or the new one in place (or, in the instant
+    between the two renames, the old one under a retired name, which `_restore_retired` puts back).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
+    _restore_retired(target)
+    _sweep_abandoned(target)
     staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
@@ -72,10 +79,36 @@ def write_atomically(target: Path, obj: object) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _retired(target: Path) -> list[Path]:
+    """Complete previous versions left beside the target, newest first."""
+    candidates = [p for p in target.parent.glob(f".{target.name}.old-*") if (p / _MARKER).is_file()]
+    return sorted(candidates, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def _restore_retired(target: Path) -> None:
+    if not (target / _MARKER).is_file() and not target.exists():
+        for candidate in _retired(target)[:1]:
+            candidate.rename(target)
+
+
+def _sweep_abandoned(target: Path, older_than_s: float = 3600.0) -> None:
+    """Staging directories of killed writers: removed once surely abandoned (a live writer is never that slow)."""
+    now = time.time()
+    for leftover in target.parent.glob(f".{target.name}.tmp-*"):
+        try:
+            if now - leftover.stat().st_mtime > older_than_s:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except FileNotFoundError:
+            continue
+
+
 def read_artifact(path: Path) -> object:
     marker = path / _MARKER
     if not marker.is_file():
-        raise FileNotFoundError(f"no stored artifact at {path}; materialize the upstream asset first")
+        retired = _retired(path) if not path.exists() else []
+        if not retired:
+            raise FileNotFoundError(f"no stored artifact at {path}; materialize the upstream asset first")
+        path, marker = retired[0], retired[0] / _MARKER  # a writer was killed mid-swap; the old version is whole
     kind = json.loads(marker.read_text())["kind"]
     if kind == "table":
         return pd.read_parquet(path / "table.parquet")

@@ -37,3 +37,31 @@ def test_a_failed_write_keeps_the_previous_artifact(tmp_path):
 def test_missing_artifact_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="materialize the upstream asset first"):
         read_artifact(tmp_path / "nothing")
+
+
+def test_a_writer_killed_between_the_two_renames_loses_nothing(tmp_path):
+    table = pd.DataFrame({"a": [1, 2]})
+    write_atomically(tmp_path / "t", table)
+    (tmp_path / "t").rename(tmp_path / ".t.old-deadbeef")  # the state a kill -9 mid-swap leaves behind
+    pd.testing.assert_frame_equal(read_artifact(tmp_path / "t"), table)
+    write_atomically(tmp_path / "u", table)  # another artifact's write does not touch it
+    assert (tmp_path / ".t.old-deadbeef").is_dir()
+    newer = pd.DataFrame({"a": [3]})
+    write_atomically(tmp_path / "t", newer)
+    pd.testing.assert_frame_equal(read_artifact(tmp_path / "t"), newer)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t", "u"]
+
+
+def test_abandoned_staging_directories_are_swept(tmp_path):
+    import os
+    import time
+
+    abandoned = tmp_path / ".t.tmp-0badc0de"
+    abandoned.mkdir()
+    (abandoned / "half.bin").write_bytes(b"partial")
+    old = time.time() - 7200
+    os.utime(abandoned, (old, old))
+    recent = tmp_path / ".t.tmp-1234abcd"
+    recent.mkdir()
+    write_atomically(tmp_path / "t", pd.DataFrame({"a": [1]}))
+    assert not abandoned.exists() and recent.exists(), "a recent staging dir may belong to a live writer"
