@@ -17,6 +17,15 @@ from resources import EncoderResource, InstructLFIOManager, ProposerResource, de
 PROPOSERS = ("offline", "openai", "local")
 
 
+# Operators tune the LLM client per deployment (a slow local server, a strict rate limit) without run config.
+LLM_TUNING_VARIABLES: dict[str, tuple[str, type]] = {
+    "INSTRUCTLF_LLM_CONCURRENCY": ("concurrency", int),
+    "INSTRUCTLF_LLM_TIMEOUT_S": ("timeout_s", float),
+    "INSTRUCTLF_LLM_MAX_RETRIES": ("max_retries", int),
+    "INSTRUCTLF_LLM_BACKOFF_S": ("backoff_base_s", float),
+}
+
+
 def proposer_from_environment() -> ProposerResource:
     """The proposer back end from INSTRUCTLF_PROPOSER and the openai client's own variables.
 
@@ -36,6 +45,12 @@ def proposer_from_environment() -> ProposerResource:
         settings["base_url"] = os.environ["OPENAI_BASE_URL"]
     if os.environ.get("OPENAI_API_KEY"):
         settings["api_key"] = dg.EnvVar("OPENAI_API_KEY")
+    for variable, (field, kind) in LLM_TUNING_VARIABLES.items():
+        if os.environ.get(variable):
+            try:
+                settings[field] = kind(os.environ[variable])
+            except ValueError:
+                raise ValueError(f"{variable} is {os.environ[variable]!r}; expected a {kind.__name__}") from None
     return ProposerResource(**settings)
 
 

@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="materialize what is stale or missing for a dataset, then report")
     run.add_argument("dataset")
     run.add_argument("--all", action="store_true", help="materialize every asset, stale or not")
+    run.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML of asset config, as in the Launchpad: {ops: {compatibility_encoder: {config: {epochs: 2}}}}",
+    )
     run.set_defaults(handler=_run)
     report = commands.add_parser("report", help="print a dataset's factors and metrics")
     report.add_argument("dataset")
@@ -88,9 +94,12 @@ def _run(args: argparse.Namespace) -> int:
 
     from .staleness import materialize_partition
 
+    asset_config = _asset_config(args.config) if args.config else None
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        outcome = materialize_partition(instance, args.dataset, force=args.all, announce=print)
+        outcome = materialize_partition(
+            instance, args.dataset, force=args.all, announce=print, asset_config=asset_config
+        )
     if outcome.error:
         print(f"error: {outcome.error}", file=sys.stderr)
         return 1
@@ -101,6 +110,21 @@ def _run(args: argparse.Namespace) -> int:
     for line in outcome.warnings:
         print(f"warning: {line}")
     return _report(argparse.Namespace(dataset=args.dataset, json=False))
+
+
+def _asset_config(path: Path) -> dict[str, dict]:
+    """The `ops` mapping of a run-config YAML file; the schema itself is checked by Dagster at launch."""
+    import yaml
+
+    from .core.errors import RunConfigError
+
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RunConfigError(f"--config {path}: cannot read YAML ({exc})") from None
+    if not isinstance(loaded, dict) or set(loaded) - {"ops"} or not isinstance(loaded.get("ops", {}), dict):
+        raise RunConfigError(f"--config {path}: expected a mapping with one key 'ops' (asset name -> {{config: ...}})")
+    return loaded.get("ops", {})
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -6,7 +6,9 @@ the declarative-automation daemon use); it is wrapped here, in one place, and pi
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +18,7 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._time import get_current_datetime
 
 from .assets import OBSERVE_JOB, PIPELINE, PIPELINE_JOB
+from .core.errors import RunConfigError
 from .partitions import ensure_partition
 
 
@@ -25,6 +28,45 @@ class MaterializeOutcome:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     run_id: str | None = None
+
+
+LAUNCHED_BY = "instructlf/launched_by"
+PID_TAG = "instructlf/pid"
+HOST_TAG = "instructlf/host"
+
+
+def cli_run_tags() -> dict[str, str]:
+    """Who runs this: a later CLI call uses pid and host to tell a live run from one whose process was killed."""
+    return {LAUNCHED_BY: "cli", PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def fail_orphaned_cli_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark CLI runs whose process died (kill -9, OOM, power loss) as failed, so the UI stops showing them running.
+
+    An in-process run cannot report its own death; without this it would stay STARTED forever.
+    """
+    running = instance.get_runs(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={LAUNCHED_BY: "cli"})
+    )
+    host = socket.gethostname()
+    orphaned = [
+        run for run in running if run.tags.get(HOST_TAG) == host and not _alive(int(run.tags.get(PID_TAG, "0")))
+    ]
+    for run in orphaned:
+        instance.report_run_failed(run, message=f"the instructlf process (pid {run.tags[PID_TAG]}) died mid-run")
+    return [run.run_id for run in orphaned]
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # The CLI prints its own one-line outcome; the full event log lives in the instance, readable in the UI.
@@ -65,15 +107,19 @@ def materialize_partition(
     partition_key: str,
     force: bool = False,
     announce: Callable[[str], None] = lambda line: None,
+    asset_config: dict[str, dict] | None = None,
 ) -> MaterializeOutcome:
+    """Observe the sources, then run what is stale or missing; `asset_config` is Launchpad-style config per asset."""
     defs = _definitions()
     ensure_partition(instance, partition_key)
+    for run_id in fail_orphaned_cli_runs(instance):
+        announce(f"marked run {run_id} failed: its process died before it finished")
     observed = defs.resolve_job_def(OBSERVE_JOB).execute_in_process(
         run_config=QUIET_LOGS,
         instance=instance,
         partition_key=partition_key,
         raise_on_error=False,
-        tags={"instructlf/launched_by": "cli"},
+        tags=cli_run_tags(),
     )
     if not observed.success:
         return MaterializeOutcome(error=failure_message(observed))
@@ -81,14 +127,20 @@ def materialize_partition(
     if not keys:
         return MaterializeOutcome()
     announce(f"materializing {', '.join(k.to_user_string() for k in keys)} for partition '{partition_key}'")
-    result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
-        run_config=QUIET_LOGS,
-        instance=instance,
-        partition_key=partition_key,
-        asset_selection=keys,
-        raise_on_error=False,
-        tags={"instructlf/launched_by": "cli"},
-    )
+    selected = {key.to_user_string() for key in keys}
+    ops = {name: value for name, value in (asset_config or {}).items() if name in selected}
+    try:
+        result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+            run_config={**QUIET_LOGS, **({"ops": ops} if ops else {})},
+            instance=instance,
+            partition_key=partition_key,
+            asset_selection=keys,
+            raise_on_error=False,
+            tags=cli_run_tags(),
+        )
+    except dg.DagsterInvalidConfigError as exc:
+        problems = "; ".join(error.message for error in exc.errors) or str(exc)
+        raise RunConfigError(f"invalid asset config: {problems}") from None
     materialized = [event.asset_key.to_user_string() for event in result.get_asset_materialization_events()]
     failed_checks = [
         f"check {e.asset_key.to_user_string()}:{e.check_name} failed ({e.severity.value}): {e.description or ''}"

@@ -359,7 +359,7 @@ def _propose_one(job: _Job, doc_id: object, text: str) -> _Outcome:
         raise
     except BackendError as exc:
         return _Outcome(doc_id, [], str(exc))
-    parsed = parse_properties(reply, job.goal, max_items=job.spec.properties_per_document)
+    parsed = parse_properties(reply, job.goal, max_items=job.spec.properties_per_document, document=text)
     if parsed.failure is not None:
         return _Outcome(doc_id, [], f"unusable reply: {parsed.failure}")
     return _Outcome(doc_id, parsed.properties, None)

@@ -49,6 +49,7 @@ class ProposerResource(dg.ConfigurableResource):
     concurrency: int = Field(8, ge=1, le=256, description="LLM calls in flight at once.")
     timeout_s: float = Field(60.0, gt=0, description="Per-call timeout in seconds.")
     max_retries: int = Field(5, ge=0, description="Retries per call on 429, 5xx, timeouts and connection errors.")
+    backoff_base_s: float = Field(1.0, gt=0, description="First back-off ceiling; doubles per retry, with jitter.")
     goal_weight: float = Field(0.8, ge=0.0, le=1.0, description="Offline: weight of goal vs document similarity.")
     diversity: float = Field(0.15, ge=0.0, le=1.0, description="Offline: MMR redundancy penalty.")
     min_relevance: float = Field(0.1, description="Offline: drop clauses less relevant than this.")
@@ -121,6 +122,7 @@ class ProposerResource(dg.ConfigurableResource):
                 concurrency=self.concurrency,
                 timeout_s=self.timeout_s,
                 max_retries=self.max_retries,
+                backoff_base_s=self.backoff_base_s,
                 two_step=spec.prompt.two_step,
                 log=log,
                 proposer=self.backend,

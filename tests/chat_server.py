@@ -38,6 +38,7 @@ class FakeChatServer:
         self.inflight = 0
         self.max_inflight = 0
         self.base_url = ""
+        self.dead = False  # set when the server "dies": kept-alive connections are dropped too
 
     def reply_text(self, document: str, step: int) -> str:
         n = re.search(r"review-(\d+)", document).group(1)
@@ -68,6 +69,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         fake = self.server.fake
+        if fake.dead:  # a dead process answers nothing, not even on a connection the client kept alive
+            self.close_connection = True
+            return
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         messages = body["messages"]
         document = DOCUMENT.search(next(m["content"] for m in messages if m["role"] == "user")).group(1)
@@ -121,6 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif fault in ("empty", "prose"):
             self._answer("" if fault == "empty" else "I enjoyed reading this review, it is nice.")
+        elif fault == "wrong-script":
+            self._answer("这篇影评称赞了表演。\n1. 演员的表演非常出色\n2. 结局令人意外")
         elif fault == "400-echo":
             self._send(400, {"error": {"message": f"Invalid request made with key {KEY}", "type": "invalid"}})
         elif fault == "401-echo":
@@ -165,5 +171,6 @@ def serve(fake: FakeChatServer) -> Iterator[FakeChatServer]:
     try:
         yield fake
     finally:
+        fake.dead = True
         httpd.shutdown()
         httpd.server_close()

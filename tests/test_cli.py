@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, TEST_DATA
+from tests.conftest import REPO, TEST_CATALOGUE, TEST_DATA
 
 CLI = [sys.executable, "-m", "instructlf_assets.cli"]
 
@@ -106,3 +106,15 @@ def test_duplicate_ids_name_the_rows(tmp_path, broken_catalogue):
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert "field 'doc_id' has duplicates ['a'] in rows [1, 3]" in line
+
+
+def test_asset_config_file_is_checked_against_the_assets_schemas(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("ops: {compatibility_encoder: {config: {epochz: 2}}}\n")
+    result = run_cli(["run", "tiny", "--config", str(config)], tmp_path / "home", TEST_CATALOGUE)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: invalid asset config:") and "epochz" in line
+    config.write_text("compatibility_encoder: {epochs: 2}\n")
+    result = run_cli(["run", "tiny", "--config", str(config)], tmp_path / "home", TEST_CATALOGUE)
+    assert result.returncode == 1 and "expected a mapping with one key 'ops'" in result.stderr

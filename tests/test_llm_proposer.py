@@ -136,7 +136,7 @@ def test_hanging_call_times_out_and_is_retried(server, tmp_path):
 
 def test_garbled_and_unusable_replies_become_failed_documents(server, tmp_path):
     docs = make_docs(6)
-    plan = {docs["r00"]: "malformed", docs["r02"]: "empty", docs["r03"]: "prose"}
+    plan = {docs["r00"]: "malformed", docs["r02"]: "empty", docs["r03"]: "prose", docs["r04"]: "wrong-script"}
     truncated_once = docs["r01"]
 
     def fault(document: str, attempt: int) -> str | None:
@@ -147,12 +147,13 @@ def test_garbled_and_unusable_replies_become_failed_documents(server, tmp_path):
     server.fault = fault
     result = propose(server, tmp_path, docs, max_retries=2)
     reasons = dict(zip(result.failed["doc_id"], result.failed["reason"], strict=True))
-    assert set(reasons) == {"r00", "r02", "r03"}
+    assert set(reasons) == {"r00", "r02", "r03", "r04"}
     assert "malformed response body" in reasons["r00"] and "gave up after 3 attempts" in reasons["r00"]
+    assert reasons["r04"] == "unusable reply: the list is in CJK script but the document is in LATIN script"
     assert server.calls[docs["r00"]] == 3
     assert reasons["r02"] == "unusable reply: empty reply"
     assert "no numbered, bulleted or JSON list" in reasons["r03"]
-    assert {"r01", "r04", "r05"} <= set(result.table["doc_id"])
+    assert {"r01", "r05"} <= set(result.table["doc_id"])
     assert server.calls[truncated_once] == 2
 
 

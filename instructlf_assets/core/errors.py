@@ -21,3 +21,7 @@ class ProposerError(InstructLFError):
 
 class FactorModelError(InstructLFError):
     """The score matrix cannot support the requested latent factor model."""
+
+
+class RunConfigError(InstructLFError):
+    """Asset config given to `instructlf run --config` does not match the assets' Config schemas."""

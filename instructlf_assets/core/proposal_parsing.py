@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 
 MAX_PROPERTY_CHARS = 120
@@ -59,10 +61,39 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
 
 
-def parse_properties(reply: str, goal: str, max_items: int = 30) -> ParsedReply:
-    """The reply's properties, cleaned, de-duplicated and capped at `max_items` (see module docstring)."""
+def parse_properties(reply: str, goal: str, max_items: int = 30, document: str | None = None) -> ParsedReply:
+    """The reply's properties, cleaned, de-duplicated and capped at `max_items` (see module docstring).
+
+    Given the document, a list written in another script (a model that switched to Chinese for an English
+    review) is a failure: such properties never match the documents they should describe.
+    """
     if not reply or not reply.strip():
         return ParsedReply(failure="empty reply")
+    parsed = _parse(reply, goal, max_items)
+    if parsed.failure is None and document is not None:
+        listed, expected = dominant_script(" ".join(parsed.properties)), dominant_script(document)
+        if listed and expected and listed != expected:
+            return ParsedReply(failure=f"the list is in {listed} script but the document is in {expected} script")
+    return parsed
+
+
+MIN_LETTERS_FOR_SCRIPT = 8
+_SCRIPT_ALIASES = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HANGUL": "CJK"}
+
+
+def dominant_script(text: str) -> str | None:
+    """The Unicode script of most letters (LATIN, CYRILLIC, CJK, ...), or None for too little text to tell."""
+    scripts = Counter(
+        _SCRIPT_ALIASES.get(name.split()[0], name.split()[0])
+        for name in (unicodedata.name(ch, "") for ch in text if ch.isalpha())
+        if name
+    )
+    if scripts.total() < MIN_LETTERS_FOR_SCRIPT:
+        return None
+    return scripts.most_common(1)[0][0]
+
+
+def _parse(reply: str, goal: str, max_items: int) -> ParsedReply:
     raw_items, source = _raw_items(reply)
     if not raw_items:
         return ParsedReply(failure=f"no numbered, bulleted or JSON list in the reply ({len(reply.strip())} chars)")

@@ -1,6 +1,11 @@
 import pytest
 
-from instructlf_assets.core.proposal_parsing import MAX_PROPERTY_CHARS, estimate_tokens, parse_properties
+from instructlf_assets.core.proposal_parsing import (
+    MAX_PROPERTY_CHARS,
+    dominant_script,
+    estimate_tokens,
+    parse_properties,
+)
 
 GOAL = "What aspects of a movie make a viewer recommend it to a friend?"
 
@@ -113,3 +118,18 @@ def test_estimate_tokens_is_about_four_chars_per_token():
     assert estimate_tokens("abcd") == 1
     assert estimate_tokens("abcde") == 2
     assert estimate_tokens("x" * 4000) == 1000
+
+
+def test_a_list_in_another_script_than_the_document_fails():
+    document = "The acting was superb and the ending surprised everyone."
+    parsed = parse_properties("分析。\n1. 演员的表演非常出色\n2. 结局令人意外", GOAL, document=document)
+    assert parsed.failure == "the list is in CJK script but the document is in LATIN script"
+    assert parse_properties("1. superb acting\n2. surprising ending", GOAL, document=document).failure is None
+    assert parse_properties("1. 演技", GOAL, document=document).failure is None, "too few letters to judge"
+
+
+def test_dominant_script_names_the_script_of_most_letters():
+    assert dominant_script("Игра актёров великолепна, wow") == "CYRILLIC"
+    assert dominant_script("café crème brûlée très bon") == "LATIN"
+    assert dominant_script("すばらしい演技でした本当に") == "CJK"
+    assert dominant_script("ok") is None
