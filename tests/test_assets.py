@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -115,3 +116,29 @@ def test_code_version_bump_marks_that_stage_and_its_descendants_only(materialize
     changed = dg.Definitions(assets=[*SOURCES, *bumped], resources=resources)
     stale = [key.to_user_string() for key in stale_or_missing(instance, changed, "tiny")]
     assert stale == ["property_scores", "latent_factors", "downstream_evaluation"]
+
+
+class DegenerateEncoder(EncoderResource):
+    """An encoder whose weights went NaN (a diverged fine-tune): every embedding is NaN."""
+
+    def embedder(self, model):
+        return lambda texts: np.full((len(texts), 384), np.nan, dtype=np.float32)
+
+
+def test_nan_scores_from_a_degenerate_encoder_stop_at_the_blocking_check(materialized):
+    _, instance, resources = materialized
+    storage = Path(resources["io_manager"].base_dir)
+    factors_before = read_artifact(storage / "latent_factors" / "tiny").factors
+    result = dg.materialize(
+        [*SOURCES, *PIPELINE],
+        selection=["property_scores", "latent_factors"],
+        partition_key="tiny",
+        instance=instance,
+        resources={**resources, "encoder": DegenerateEncoder()},
+        raise_on_error=False,
+    )
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "scores_are_valid"]
+    assert not check.passed and "n_nonfinite" in (check.description or "")
+    assert not result.success
+    assert "latent_factors" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    pd.testing.assert_frame_equal(read_artifact(storage / "latent_factors" / "tiny").factors, factors_before)

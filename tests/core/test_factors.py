@@ -39,3 +39,16 @@ def test_factors_are_named_from_their_own_top_properties():
     assert model.document_scores.shape == (600, 3)
     assert model.assignments["factor_id"].nunique() == 2 and model.summary["tc"] > 0
     assert abs(model.factors["tc_share"].sum() - 1.0) < 1e-6
+
+
+def test_a_constant_score_column_is_assigned_but_carries_no_information():
+    rng = np.random.default_rng(1)
+    hidden = rng.normal(size=(300, 1))
+    scores = np.concatenate([hidden + rng.normal(0, 0.4, (300, 4)), np.full((300, 1), 0.25)], axis=1)
+    properties = pd.DataFrame({"property_id": [f"p{i}" for i in range(5)], "text": [f"t{i}" for i in range(5)]})
+    model = fit_factors(scores.astype(np.float32), scores.astype(np.float32), np.arange(300).astype(str), properties,
+                        FactorOptions(n_factors=2))  # fmt: skip
+    constant = model.assignments.set_index("property_id").loc["p4"]
+    assert constant["mutual_information"] == pytest.approx(0.0, abs=1e-3)
+    assert np.isfinite(model.weights).all() and np.isfinite(model.document_scores.drop(columns="doc_id")).all().all()
+    assert len(model.assignments) == 5 and model.summary["tc"] > 0
