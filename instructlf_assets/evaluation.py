@@ -13,12 +13,19 @@ from resources import EncoderResource
 from .checks import expect, spec
 from .core.artifacts import FactorModel, ScoreMatrix
 from .core.evaluation import Metric, metrics_table
-from .core.tasks import TaskInputs, evaluate_planted_factors
+from .core.tasks import (
+    TaskInputs,
+    evaluate_classification,
+    evaluate_next_action,
+    evaluate_planted_factors,
+    evaluate_recommendation,
+)
 from .metadata import markdown_table, png_markdown
 from .partitions import dataset_for
 from .sources import stage_asset
 
 ASSET = "downstream_evaluation"
+COUNT_METRICS = ("tuned_neighbours", "dropped_classes", "classes")  # context for the table, not scores to plot
 
 
 class EvaluationConfig(dg.Config):
@@ -54,8 +61,15 @@ def downstream_evaluation(
         np.asarray(property_scores.values),
         encoder.embedder(base)(raw_documents["text"].tolist()),
     )
-    if dataset.task.type == "planted_factors":
-        metrics = evaluate_planted_factors(inputs, dataset.task.target or "recommended", config.seed)
+    task = dataset.task
+    if task.type == "planted_factors":
+        metrics = evaluate_planted_factors(inputs, task.target or "recommended", config.seed)
+    elif task.type == "recommendation":
+        metrics = evaluate_recommendation(inputs, task.target or "movies", task, config.seed)
+    elif task.type == "classification":
+        metrics = evaluate_classification(inputs, task, config.seed)
+    elif task.type == "next_action":
+        metrics = evaluate_next_action(inputs, task.target or "action", config.seed)
     else:
         metrics = [
             Metric("factors", "total_correlation", None, float(latent_factors.summary["tc"]), len(raw_documents))
@@ -79,11 +93,12 @@ def downstream_evaluation(
 
 
 def _versus_majority(table: pd.DataFrame) -> pd.DataFrame:
-    """Factor vs majority value for each (metric, split) where both exist (empty frame: nothing to compare)."""
+    """Factor vs majority (or popularity) value per (metric, split) where both exist (empty: nothing to compare)."""
     pivot = table.pivot_table(index=["metric", "split"], columns="method", values="value", aggfunc="first")
-    if not {"factors", "majority"} <= set(pivot.columns):
+    baseline = next((name for name in ("majority", "popularity") if name in pivot.columns), None)
+    if baseline is None or "factors" not in pivot.columns:
         return pd.DataFrame({"factors": pd.Series(dtype=float), "majority": pd.Series(dtype=float)})
-    return pivot[["factors", "majority"]].dropna().reset_index()
+    return pivot[["factors", baseline]].dropna().rename(columns={baseline: "majority"}).reset_index()
 
 
 def _metric_bars(table: pd.DataFrame) -> dg.MetadataValue:
@@ -93,6 +108,7 @@ def _metric_bars(table: pd.DataFrame) -> dg.MetadataValue:
     import matplotlib.pyplot as plt
 
     shown = table.dropna(subset=["split"])
+    shown = shown[~shown["metric"].isin(COUNT_METRICS) & (shown["method"] != "data")]
     figure, axis = plt.subplots(figsize=(7, 0.4 * max(len(shown), 2) + 1))
     labels = [f"{r.method} · {r.metric}/{r.split}" for r in shown.itertuples()]
     axis.barh(labels, shown["value"], xerr=shown["stderr"].fillna(0), color="#4c72b0")

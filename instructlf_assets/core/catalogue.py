@@ -54,13 +54,41 @@ class FileCorpus(_Strict):
     @field_validator("path")
     @classmethod
     def _inside_data_dir(cls, value: str) -> str:
-        """The data directory is the one place a deployment grants read access to; entries may not leave it."""
-        path = PurePosixPath(value.replace("\\", "/"))
-        if path.is_absolute() or PureWindowsPath(value).is_absolute() or ".." in path.parts:
-            raise ValueError(f"{value!r} is outside the data directory: give a path relative to ${DATA_DIR_ENV}")
-        if not path.parts:
-            raise ValueError("path is empty")
-        return value
+        return _relative_inside(value)
+
+
+class PaperCorpus(_Strict):
+    """One of the paper's datasets, read from its published file layout under $INSTRUCTLF_DATA_DIR/<directory>.
+
+    inspired: inspired_train.csv (+ inspired_test.csv, the test split, when present);
+    bills: bills_subset.jsonl; alfworld: alfworld_train_expert_gt_traj.jsonl (training states) plus
+    alfworld_valid_seen_expert_traj.jsonl (+ alfworld_valid_unseen_expert_traj.jsonl when present) for evaluation.
+    """
+
+    reader: Literal["inspired", "bills", "alfworld"]
+    directory: str | None = Field(None, description="Sub-directory of $INSTRUCTLF_DATA_DIR; the reader name if unset.")
+    max_train_documents: int | None = Field(
+        None, ge=10, description="Sample this many training documents (seeded); all if unset."
+    )
+    max_history_chars: int = Field(
+        600, ge=50, description="alfworld: characters of the newest trajectory kept after the task line."
+    )
+    seed: int = 0
+
+    @field_validator("directory")
+    @classmethod
+    def _directory_inside(cls, value: str | None) -> str | None:
+        return None if value is None else _relative_inside(value)
+
+
+def _relative_inside(value: str) -> str:
+    """The data directory is the one place a deployment grants read access to; entries may not leave it."""
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or PureWindowsPath(value).is_absolute() or ".." in path.parts:
+        raise ValueError(f"{value!r} is outside the data directory: give a path relative to ${DATA_DIR_ENV}")
+    if not path.parts:
+        raise ValueError("path is empty")
+    return value
 
 
 class SplitRule(_Strict):
@@ -71,9 +99,22 @@ class SplitRule(_Strict):
     seed: int = 0
 
 
+TaskType = Literal["planted_factors", "recommendation", "classification", "next_action", "none"]
+
+
 class TaskSpec(_Strict):
-    type: Literal["planted_factors", "none"] = "none"
+    """The downstream protocol: planted_factors (demo), recommendation (Inspired: kNN Hit@k), classification
+    (Bills: cross-validated probes), next_action (ALFWorld: nearest training state's action)."""
+
+    type: TaskType = "none"
     target: str | None = Field(None, description="Label column the downstream task predicts.")
+    targets: tuple[str, ...] = Field((), description="classification: several label columns, each probed.")
+    ks: tuple[int, ...] = Field((1, 5, 10, 20, 50), description="recommendation: Hit@k cut-offs.")
+    neighbours: tuple[int, ...] = Field(
+        (5, 10, 20, 50, 100, 200), description="recommendation: candidate N, tuned for Hit@20 on the valid split."
+    )
+    folds: int = Field(5, ge=2, description="classification: stratified folds.")
+    min_class_size: int = Field(5, ge=1, description="classification: smaller classes are dropped and counted.")
 
 
 class PromptSpec(_Strict):
@@ -82,13 +123,15 @@ class PromptSpec(_Strict):
     two_step: bool = Field(False, description="The paper's protocol: an analysis call, then a call for the list.")
 
 
-_GENERATED, _FILE = "generated", "file"
+_GENERATED, _PAPER, _FILE = "generated", "paper", "file"
 
 
 def _corpus_kind(value: object) -> str:
-    """A corpus with a `generator` is generated, any other is a file: errors then speak of one kind only."""
-    has_generator = "generator" in value if isinstance(value, dict) else isinstance(value, GeneratedCorpus)
-    return _GENERATED if has_generator else _FILE
+    """`generator` means generated, `reader` one of the paper's datasets, anything else a file: so errors speak
+    of one kind only."""
+    if isinstance(value, dict):
+        return _GENERATED if "generator" in value else _PAPER if "reader" in value else _FILE
+    return _GENERATED if isinstance(value, GeneratedCorpus) else _PAPER if isinstance(value, PaperCorpus) else _FILE
 
 
 class DatasetSpec(_Strict):
@@ -98,11 +141,16 @@ class DatasetSpec(_Strict):
     description: str = ""
     goal: str = Field(min_length=3)
     corpus: Annotated[
-        Annotated[GeneratedCorpus, Tag(_GENERATED)] | Annotated[FileCorpus, Tag(_FILE)],
+        Annotated[GeneratedCorpus, Tag(_GENERATED)]
+        | Annotated[PaperCorpus, Tag(_PAPER)]
+        | Annotated[FileCorpus, Tag(_FILE)],
         Discriminator(_corpus_kind),
     ]
     split: SplitRule = SplitRule()
     max_text_chars: int = Field(4000, ge=50)
+    text_keep: Literal["start", "end"] = Field(
+        "start", description="Which end of a long text survives truncation; 'end' for dialogues and trajectories."
+    )
     prompt: PromptSpec = PromptSpec()
     task: TaskSpec = TaskSpec()
     n_factors: int | None = Field(None, ge=2, description="Latent factors; chosen from the vocabulary size if unset.")
@@ -156,7 +204,7 @@ def load_entry(path: Path) -> DatasetSpec:
 
 def _field_path(loc: tuple[object, ...]) -> str:
     """The field as the user wrote it in YAML: without pydantic's union tags."""
-    return ".".join(str(part) for part in loc if part not in (_GENERATED, _FILE))
+    return ".".join(str(part) for part in loc if part not in (_GENERATED, _PAPER, _FILE))
 
 
 def load_catalogue(directory: Path | None = None) -> tuple[dict[str, DatasetSpec], dict[str, str]]:

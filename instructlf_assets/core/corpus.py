@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .catalogue import DATA_DIR_ENV, DatasetSpec, FileCorpus, GeneratedCorpus, SplitRule
+from .catalogue import DATA_DIR_ENV, DatasetSpec, FileCorpus, GeneratedCorpus, PaperCorpus, SplitRule
 from .demo_corpus import generate_demo_corpus
 from .errors import CorpusError
+from .file_formats import decode, parse_jsonl, read_stable_bytes
+from .paper_datasets import paper_directory, paper_fingerprint, read_paper_corpus
 
 SPLITS = ("train", "valid", "test")
 
@@ -57,6 +57,10 @@ def corpus_fingerprint(spec: DatasetSpec, data_dir: Path | None) -> str:
     """Data version of the corpus: the file's bytes, or the generator's parameters for generated corpora."""
     if isinstance(spec.corpus, GeneratedCorpus):
         return hashlib.sha256(spec.corpus.model_dump_json().encode()).hexdigest()[:16]
+    if isinstance(spec.corpus, PaperCorpus):
+        if data_dir is None:
+            return "unresolved"
+        return paper_fingerprint(spec.corpus, paper_directory(spec.name, spec.corpus, data_dir))
     try:
         path = resolve_corpus_path(spec, data_dir)
     except CorpusError:
@@ -76,6 +80,10 @@ def load_documents(spec: DatasetSpec, data_dir: Path | None) -> CorpusLoad:
     if isinstance(spec.corpus, GeneratedCorpus):
         frame = generate_demo_corpus(spec.corpus.n_documents, seed=spec.corpus.seed)
         source = f"generated:{spec.corpus.generator}(n={spec.corpus.n_documents}, seed={spec.corpus.seed})"
+    elif isinstance(spec.corpus, PaperCorpus):
+        frame = read_paper_corpus(spec.name, spec.corpus, data_dir, lambda path: read_stable_bytes(spec.name, path))
+        source = str(paper_directory(spec.name, spec.corpus, data_dir))
+        digest = paper_fingerprint(spec.corpus, Path(source))
     else:
         path = resolve_corpus_path(spec, data_dir)
         content = read_stable_bytes(spec.name, path)
@@ -83,57 +91,20 @@ def load_documents(spec: DatasetSpec, data_dir: Path | None) -> CorpusLoad:
         frame = _parse_file_corpus(spec.name, spec.corpus, path, content)
         source = str(path)
     frame, n_nul_removed = _remove_nul(frame)
+    frame = _fill_splits(frame, spec.split)
     frame = _validate(spec.name, source, frame)
-    if "split" not in frame.columns:
-        frame.insert(2, "split", assign_splits(frame["doc_id"], spec.split))
-    frame, n_truncated = _truncate(frame, spec.max_text_chars)
+    frame, n_truncated = _truncate(frame, spec.max_text_chars, keep=spec.text_keep)
     return CorpusLoad(frame.reset_index(drop=True), source, n_truncated, n_nul_removed, digest)
-
-
-def read_stable_bytes(name: str, path: Path, read=Path.read_bytes) -> bytes:
-    """The file's bytes, refusing a file that a writer changed while we read it (a torn, half-written corpus).
-
-    Parsing happens on these bytes, so what is parsed is exactly what was hashed.
-    """
-    if not path.is_file():
-        raise CorpusError(f"dataset '{name}': corpus file {path} not found (check ${DATA_DIR_ENV} and 'corpus.path')")
-    before = _stat_signature(path)
-    content = read(path)
-    if _stat_signature(path) != before or len(content) != before[0]:
-        raise CorpusError(
-            f"dataset '{name}': corpus file {path} changed while it was being read; "
-            "wait for the writer to finish (write to a temporary file and rename it into place), then re-run"
-        )
-    return content
-
-
-def _stat_signature(path: Path) -> tuple[int, int, int]:
-    stat = os.stat(path)
-    return stat.st_size, stat.st_mtime_ns, stat.st_ino
-
-
-def _decode(name: str, path: Path, content: bytes, encoding: str) -> str:
-    """Decoded text; a bad byte is reported with its line, because that is what a user can open and fix."""
-    try:
-        return content.decode(encoding).removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = content[: exc.start].count(b"\n") + 1
-        raise CorpusError(
-            f"dataset '{name}': {path} line {line}: byte 0x{content[exc.start]:02x} is not valid {encoding} "
-            f"(byte offset {exc.start}); re-save the file as UTF-8 or set 'corpus.encoding' (e.g. latin-1)"
-        ) from None
-    except LookupError:
-        raise CorpusError(f"dataset '{name}': field 'corpus.encoding' {encoding!r} is not a known encoding") from None
 
 
 def _parse_file_corpus(name: str, corpus: FileCorpus, path: Path, content: bytes) -> pd.DataFrame:
     fmt = corpus.format or path.suffix.lstrip(".").lower()
     try:
         if fmt == "csv":
-            text = _decode(name, path, content, corpus.encoding)
+            text = decode(name, path, content, corpus.encoding)
             raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         elif fmt == "jsonl":
-            raw = _parse_jsonl(name, path, _decode(name, path, content, corpus.encoding))
+            raw = pd.DataFrame.from_records(parse_jsonl(name, path, decode(name, path, content, corpus.encoding)))
         elif fmt == "parquet":
             raw = pd.read_parquet(io.BytesIO(content))
         else:
@@ -141,24 +112,6 @@ def _parse_file_corpus(name: str, corpus: FileCorpus, path: Path, content: bytes
     except (ValueError, OSError) as exc:
         raise CorpusError(f"dataset '{name}': cannot parse {path} as {fmt}: {exc}") from exc
     return _select_fields(name, corpus, path, raw)
-
-
-def _parse_jsonl(name: str, path: Path, text: str) -> pd.DataFrame:
-    """One JSON object per line; blank lines are allowed, anything else names its line."""
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CorpusError(f"dataset '{name}': {path} line {number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise CorpusError(
-                f"dataset '{name}': {path} line {number}: expected a JSON object, got {type(record).__name__}"
-            )
-        records.append(record)
-    return pd.DataFrame.from_records(records)
 
 
 def _select_fields(name: str, corpus: FileCorpus, path: Path, raw: pd.DataFrame) -> pd.DataFrame:
@@ -205,6 +158,20 @@ def _validate(name: str, source: str, frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _fill_splits(frame: pd.DataFrame, rule: SplitRule) -> pd.DataFrame:
+    """Hash splits where the corpus gives none; an explicit test set (a test file) replaces the hashed one."""
+    if "split" not in frame.columns:
+        frame.insert(2, "split", assign_splits(frame["doc_id"], rule))
+        return frame
+    unset = frame["split"].isna()
+    if unset.any():
+        explicit_test = (frame["split"] == "test").any()
+        fill = rule.model_copy(update={"test_fraction": 0.0}) if explicit_test else rule
+        frame = frame.copy()
+        frame.loc[unset, "split"] = assign_splits(frame.loc[unset, "doc_id"], fill)
+    return frame
+
+
 def assign_splits(doc_ids: pd.Series, rule: SplitRule) -> np.ndarray:
     """Split by a hash of (seed, doc_id): deterministic, and unchanged for old documents when new ones arrive."""
 
@@ -229,9 +196,10 @@ def _remove_nul(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return frame, int(has_nul.sum())
 
 
-def _truncate(frame: pd.DataFrame, max_chars: int) -> tuple[pd.DataFrame, int]:
+def _truncate(frame: pd.DataFrame, max_chars: int, keep: str = "start") -> tuple[pd.DataFrame, int]:
     too_long = frame["text"].str.len() > max_chars
     if too_long.any():
         frame = frame.copy()
-        frame.loc[too_long, "text"] = frame.loc[too_long, "text"].str.slice(0, max_chars)
+        kept = slice(0, max_chars) if keep == "start" else slice(-max_chars, None)
+        frame.loc[too_long, "text"] = frame.loc[too_long, "text"].str.slice(kept.start, kept.stop)
     return frame, int(too_long.sum())

@@ -67,7 +67,7 @@ def binary_probe(
     predicted = probe.predict(test_x)
     n = len(test_y)
     accuracy = float(np.mean(predicted == test_y))
-    metrics = [Metric(method, "accuracy", split, accuracy, n, _binomial_se(accuracy, n), seed)]
+    metrics = [Metric(method, "accuracy", split, accuracy, n, binomial_se(accuracy, n), seed)]
     if len(np.unique(test_y)) == 2:
         auc = roc_auc_score(test_y, probe.predict_proba(test_x)[:, 1])
         metrics.append(Metric(method, "auc", split, float(auc), n, None, seed))
@@ -77,8 +77,8 @@ def binary_probe(
 def majority_baseline(train_y: np.ndarray, test_y: np.ndarray, split: str) -> Metric:
     values, counts = np.unique(train_y, return_counts=True)
     accuracy = float(np.mean(test_y == values[np.argmax(counts)]))
-    return Metric("majority", "accuracy", split, accuracy, len(test_y), _binomial_se(accuracy, len(test_y)))
+    return Metric("majority", "accuracy", split, accuracy, len(test_y), binomial_se(accuracy, len(test_y)))
 
 
-def _binomial_se(p: float, n: int) -> float:
+def binomial_se(p: float, n: int) -> float:
     return float(np.sqrt(p * (1 - p) / n)) if n else float("nan")

@@ -8,8 +8,20 @@ import numpy as np
 import pandas as pd
 
 from .artifacts import FactorModel
+from .catalogue import TaskSpec
 from .demo_corpus import planted_aspect
 from .evaluation import Metric, binary_probe, majority_baseline, planted_ami
+from .protocols import (
+    frequent_classes,
+    majority_action_metric,
+    majority_probe_metrics,
+    next_action_metrics,
+    popularity_metrics,
+    probe_metrics,
+    recommendation_metrics,
+    recommendation_upper_bound,
+)
+from .representations import lda_features, standardised, tfidf_features, unit_rows
 
 
 @dataclass(frozen=True)
@@ -45,4 +57,85 @@ def evaluate_planted_factors(inputs: TaskInputs, target: str, seed: int = 0) -> 
     for method, x in features.items():
         metrics.extend(binary_probe(method, x[train], y[train], x[test], y[test], "test", seed))
     metrics.append(majority_baseline(y[train], y[test], "test"))
+    return metrics
+
+
+def representations(inputs: TaskInputs, train: np.ndarray, for_similarity: bool, seed: int = 0) -> dict[str, object]:
+    """Instruct-LF's factors and property scores beside the baselines, fitted on the same training rows.
+
+    For similarity search, dense spaces are standardised and row-normalised so cosine compares like with like;
+    probes get the raw features (trees do not care about scale, the logistic probe standardises itself).
+    """
+    texts = inputs.documents["text"].tolist()
+    factors = inputs.factors.document_scores.drop(columns="doc_id").to_numpy(dtype=np.float32)
+    lda = lda_features(texts, train, seed=seed)
+    if not for_similarity:
+        return {
+            "factors": factors,
+            "property_scores": np.asarray(inputs.property_scores, dtype=np.float32),
+            "embeddings": inputs.base_embeddings,
+            "tfidf": tfidf_features(texts, train),
+            "lda": lda,
+        }
+    return {
+        "factors": standardised(factors, train),
+        "property_scores": standardised(inputs.property_scores, train),
+        "embeddings": unit_rows(inputs.base_embeddings),
+        "tfidf": tfidf_features(texts, train),
+        "lda": unit_rows(lda),
+    }
+
+
+def evaluate_recommendation(inputs: TaskInputs, target: str, task: TaskSpec, seed: int = 0) -> list[Metric]:
+    """Inspired: kNN over training posts votes for movies; N tuned for Hit@20 on valid; Hit@k on test."""
+    split = inputs.documents["split"].to_numpy()
+    movies = list(inputs.documents[target])
+    rows = {name: np.flatnonzero(split == name) for name in ("train", "valid", "test")}
+    pick = {name: [list(movies[i]) for i in index] for name, index in rows.items()}
+    metrics = [recommendation_upper_bound(pick["train"], pick["test"])]
+    metrics += popularity_metrics(pick["train"], pick["test"], task.ks)
+    for method, x in representations(inputs, split == "train", for_similarity=True, seed=seed).items():
+        metrics += recommendation_metrics(
+            method,
+            x[rows["train"]],
+            pick["train"],
+            x[rows["valid"]],
+            pick["valid"],
+            x[rows["test"]],
+            pick["test"],
+            task.ks,
+            task.neighbours,
+        )
+    return metrics
+
+
+def evaluate_classification(inputs: TaskInputs, task: TaskSpec, seed: int = 0) -> list[Metric]:
+    """Bills: stratified k-fold probes (decision tree, logistic regression) per label, rare classes dropped."""
+    train = inputs.documents["split"].to_numpy() == "train"
+    features = representations(inputs, train, for_similarity=False, seed=seed)
+    metrics = []
+    for label in task.targets or ((task.target,) if task.target else ()):
+        labels = inputs.documents[label].astype(str).to_numpy()
+        keep, dropped = frequent_classes(labels, task.min_class_size)
+        metrics.append(Metric("data", "dropped_classes", label, float(dropped), int((~keep).sum())))
+        metrics.append(Metric("data", "classes", label, float(len(np.unique(labels[keep]))), int(keep.sum())))
+        metrics += majority_probe_metrics(labels[keep], label, task.folds, seed)
+        for method, x in features.items():
+            metrics += probe_metrics(method, x[np.flatnonzero(keep)], labels[keep], label, task.folds, seed)
+    return metrics
+
+
+def evaluate_next_action(inputs: TaskInputs, target: str, seed: int = 0) -> list[Metric]:
+    """ALFWorld: copy the nearest training state's action; accuracy (digits ignored) per evaluation split."""
+    documents = inputs.documents
+    train = documents["split"].isin(["train", "valid"]).to_numpy()
+    actions = documents[target].astype(str).to_numpy()
+    eval_splits = sorted(set(documents.loc[~train, "eval_split"]) - {""})
+    metrics = []
+    features = representations(inputs, train, for_similarity=True, seed=seed)
+    for eval_split in eval_splits:
+        rows = (documents["eval_split"] == eval_split).to_numpy() & ~train
+        metrics.append(majority_action_metric(actions[train], actions[rows], eval_split))
+        for method, x in features.items():
+            metrics.append(next_action_metrics(method, x[train], actions[train], x[rows], actions[rows], eval_split))
     return metrics
