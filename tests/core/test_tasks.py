@@ -1,0 +1,78 @@
+"""Each task's evaluation on synthetic inputs: every method is reported, on the right split, under its key."""
+
+import numpy as np
+import pandas as pd
+
+from instructlf_assets.core.artifacts import FactorModel
+from instructlf_assets.core.catalogue import TaskSpec
+from instructlf_assets.core.tasks import (
+    TaskInputs,
+    evaluate_classification,
+    evaluate_next_action,
+    evaluate_recommendation,
+)
+
+METHODS = {"factors", "property_scores", "embeddings", "tfidf", "lda"}
+WORDS = ["alpha", "beta", "gamma", "delta"]
+
+
+def inputs_for(documents: pd.DataFrame, cluster: np.ndarray, seed: int = 0) -> TaskInputs:
+    """Factor scores that know the cluster; property scores and embeddings that are noise."""
+    rng = np.random.default_rng(seed)
+    n = len(documents)
+    factors = np.eye(cluster.max() + 1)[cluster] + rng.normal(0, 0.1, (n, cluster.max() + 1))
+    scores = pd.DataFrame(factors, columns=[f"f{j:02d}" for j in range(factors.shape[1])])
+    scores.insert(0, "doc_id", documents["doc_id"].to_numpy())
+    model = FactorModel(np.zeros((1, 1)), np.zeros(1), np.ones(1), pd.DataFrame(), pd.DataFrame(), scores)
+    return TaskInputs(documents, model, rng.normal(size=(n, 12)), rng.normal(size=(n, 16)))
+
+
+def texts(cluster: np.ndarray, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, 6)) + f" filler{i % 3} text" for i, _ in enumerate(cluster)]
+
+
+def test_recommendation_reports_hits_for_every_method_and_the_factor_signal_wins():
+    cluster = np.arange(200) % 4
+    split = np.where(np.arange(200) % 5 == 0, "test", np.where(np.arange(200) % 5 == 1, "valid", "train"))
+    documents = pd.DataFrame({"doc_id": [f"d{i}" for i in range(200)], "text": texts(cluster), "split": split})
+    documents["movies"] = [[f"Movie {c} (2010)"] for c in cluster]
+    metrics = {m.key: m.value for m in evaluate_recommendation(inputs_for(documents, cluster), "movies", TaskSpec())}
+    for method in METHODS:
+        assert f"{method}/hit@20/test" in metrics and f"{method}/tuned_neighbours/test" in metrics
+    assert metrics["factors/hit@1/test"] > 0.9 > metrics["embeddings/hit@1/test"]
+    assert metrics["upper_bound/hit@any/test"] == 1.0 and "popularity/hit@50/test" in metrics
+
+
+def test_classification_probes_every_label_and_method_with_rare_classes_counted():
+    cluster = np.arange(120) % 3
+    documents = pd.DataFrame({"doc_id": [f"b{i}" for i in range(120)], "text": texts(cluster), "split": "train"})
+    documents["topic"] = [f"T{c}" for c in cluster]
+    documents.loc[:2, "topic"] = "Rare"
+    documents["topic::subtopic"] = documents["topic"] + "::x"
+    task = TaskSpec(type="classification", targets=("topic", "topic::subtopic"))
+    metrics = {m.key: m.value for m in evaluate_classification(inputs_for(documents, cluster), task)}
+    assert metrics["data/dropped_classes/topic"] == 1.0 and metrics["data/classes/topic::subtopic"] == 3.0
+    for method in METHODS | {"majority"}:
+        assert f"{method}/tree_balanced_accuracy/topic::subtopic" in metrics
+    logreg = "logreg_balanced_accuracy/topic"
+    assert metrics[f"factors/{logreg}"] > 0.9 > metrics[f"embeddings/{logreg}"]
+
+
+def test_next_action_is_reported_per_evaluation_split():
+    cluster = np.arange(150) % 3
+    eval_split = np.where(np.arange(150) < 100, "", np.where(np.arange(150) < 125, "valid_seen", "valid_unseen"))
+    documents = pd.DataFrame(
+        {
+            "doc_id": [f"s{i}" for i in range(150)],
+            "text": texts(cluster),
+            "split": np.where(eval_split == "", "train", "test"),
+            "eval_split": eval_split,
+            "action": [f"do thing {c} {i}" for i, c in enumerate(cluster)],
+        }
+    )
+    documents.loc[documents.index % 3 == 0, "action"] = "go to place 7"
+    metrics = {m.key: m.value for m in evaluate_next_action(inputs_for(documents, cluster), "action")}
+    for split in ("valid_seen", "valid_unseen"):
+        assert {f"{m}/accuracy/{split}" for m in METHODS | {"majority"}} <= set(metrics)
+    assert metrics["factors/accuracy/valid_seen"] == 1.0
