@@ -61,6 +61,7 @@ def fine_tune(model: SentenceTransformer, pairs: pd.DataFrame, options: Training
         BatchSamplers,
         SentenceTransformerTrainingArguments,
     )
+    from transformers import PrinterCallback
 
     from datasets import Dataset
 
@@ -92,6 +93,7 @@ def fine_tune(model: SentenceTransformer, pairs: pd.DataFrame, options: Training
             train_dataset=Dataset.from_pandas(pairs.reset_index(drop=True)),
             loss=MultipleNegativesRankingLoss(model),
         )
+        trainer.remove_callback(PrinterCallback)  # losses go to the training report, not to the user's terminal
         os.environ.setdefault("WANDB_DISABLED", "true")
         result = trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
