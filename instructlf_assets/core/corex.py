@@ -33,6 +33,13 @@ variables. Fitting first against the covariance of noised data, ``Sigma_eps = (1
 shrinks every correlation and smooths those optima away; decreasing ``eps`` to 0 then refines the solution
 on the real covariance. ``W`` carries over from stage to stage.
 
+Why a final polish
+------------------
+The modular bound's optimum leaves a little of the exact bound on the table (small cross-loadings). A short
+L-BFGS run on the exact bound from there collects it in a few dozen evaluations. Each step has its component
+along rotations of the factors removed: the exact bound barely changes under them, so a quasi-Newton method
+would otherwise take long strides along them and turn the modular factors back into mixtures.
+
 Nothing here imports Dagster: the estimator has the scikit-learn shape (``fit``/``transform``, learned
 attributes with a trailing underscore) so it can be tested and benchmarked on its own.
 """
@@ -42,7 +49,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -63,6 +70,9 @@ _MIN_RESIDUAL = 1e-6
 # Convergence is judged on the improvement over this many Adam steps, not one: single steps of Adam are
 # noisy in size and a one-step test would stop on a lull.
 _CONVERGENCE_WINDOW = 25
+# Stages with eps > 0 only have to bring W into the right basin for the next one, and the final stage (then the
+# polish) decides the bound; judging them 10x more loosely cut a 2000 x 500 fit by a quarter at no cost in TC.
+_ANNEAL_TOL_FACTOR = 10.0
 _INIT_STD = 0.01
 _DEFAULT_MAX_DENSE_VARS = 4096
 _DEFAULT_CHUNK_ROWS = 8192
@@ -71,15 +81,20 @@ _DEFAULT_CHUNK_ROWS = 8192
 # processes their synchronisation made fits 5-50x slower in our measurements.
 _SMALL_STEP_MACS = 2**28
 
-Moments = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+SigmaProduct = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class _Stats:
-    """All the objective needs from the data: W -> (W Sigma, W Sigma W^T), and diag(Sigma)."""
+    """All the objective and its gradient need from the data: M -> M Sigma for (m, n) M, and diag(Sigma)."""
 
-    moments: Moments
+    times_sigma: SigmaProduct
     variances: torch.Tensor
+
+    def moments(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W Sigma, W Sigma W^T): one O(m n^2) (or O(N n m)) product, then an O(m^2 n) one."""
+        w_sigma = self.times_sigma(weights)
+        return w_sigma, w_sigma @ weights.T
 
 
 class CorexInputError(FactorModelError, ValueError):
@@ -172,18 +187,17 @@ def _standardize_inplace(data: torch.Tensor, chunk_rows: int) -> tuple[torch.Ten
     return mean, scale
 
 
-def _dense_moments(sigma: torch.Tensor) -> Moments:
-    """(W Sigma, W Sigma W^T) from a precomputed n x n Sigma: O(m n^2) per call, independent of N."""
+def _dense_product(sigma: torch.Tensor) -> SigmaProduct:
+    """M Sigma from a precomputed n x n Sigma: O(m n^2) per call, independent of N."""
 
-    def moments(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        w_sigma = weights @ sigma
-        return w_sigma, w_sigma @ weights.T
+    def times_sigma(matrix: torch.Tensor) -> torch.Tensor:
+        return matrix @ sigma
 
-    return moments
+    return times_sigma
 
 
-def _chunked_moments(data: torch.Tensor, chunk_rows: int) -> Moments:
-    """(W Sigma, W Sigma W^T) straight from standardized data, never forming Sigma.
+def _chunked_product(data: torch.Tensor, chunk_rows: int) -> SigmaProduct:
+    """M Sigma = (X M^T)^T X / N straight from standardized data, never forming Sigma.
 
     Used when n is too large for an n x n matrix. Only chunk_rows x m projections are materialised, so the
     extra memory is independent of n_samples.
@@ -191,18 +205,14 @@ def _chunked_moments(data: torch.Tensor, chunk_rows: int) -> Moments:
     n_rows = data.shape[0]
     chunks = _row_chunks(n_rows, chunk_rows)
 
-    def moments(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        m, n = weights.shape
-        w_sigma = weights.new_zeros((m, n))
-        w_sigma_w = weights.new_zeros((m, m))
+    def times_sigma(matrix: torch.Tensor) -> torch.Tensor:
+        product = matrix.new_zeros(matrix.shape)
         for rows in chunks:
             block = data[rows]
-            projected = block @ weights.T
-            w_sigma = w_sigma + projected.T @ block
-            w_sigma_w = w_sigma_w + projected.T @ projected
-        return w_sigma / n_rows, w_sigma_w / n_rows
+            product = product + (block @ matrix.T).T @ block
+        return product / n_rows
 
-    return moments
+    return times_sigma
 
 
 def _data_stats(data: torch.Tensor, dense: bool, chunk_rows: int) -> _Stats:
@@ -213,12 +223,12 @@ def _data_stats(data: torch.Tensor, dense: bool, chunk_rows: int) -> _Stats:
     variances = torch.zeros(data.shape[1], dtype=data.dtype, device=data.device)
     for rows in _row_chunks(data.shape[0], chunk_rows):
         variances += data[rows].square().sum(dim=0)
-    return _Stats(_chunked_moments(data, chunk_rows), variances / data.shape[0])
+    return _Stats(_chunked_product(data, chunk_rows), variances / data.shape[0])
 
 
 def _corr_stats(sigma: torch.Tensor) -> _Stats:
     sigma = 0.5 * (sigma + sigma.T)
-    return _Stats(_dense_moments(sigma), torch.diagonal(sigma).clone())
+    return _Stats(_dense_product(sigma), torch.diagonal(sigma).clone())
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -294,6 +304,68 @@ def _bound_terms(weights: torch.Tensor, stats: _Stats, eps: float = 0.0, modular
     mi_x = (_modular_mi_x if modular else _exact_mi_x)(w_sigma, w_sigma_w, variances)
     mi_y = 0.5 * torch.log1p(torch.diagonal(w_sigma_w))
     return _Terms(mi_x=mi_x, mi_y=mi_y, w_sigma=w_sigma, w_sigma_w=w_sigma_w, variances=variances)
+
+
+def _value_and_gradient(
+    weights: torch.Tensor, stats: _Stats, eps: float = 0.0, modular: bool = False
+) -> tuple[float, torch.Tensor]:
+    """The objective of :func:`_bound_terms` and its gradient in W, in closed form.
+
+    Why not autograd: on the sizes this project fits, a step is a dozen small kernels and autograd's graph
+    bookkeeping cost as much as the arithmetic (about half of a 2000 x 500 fit). By hand, a step is the two
+    products it cannot avoid -- W Sigma_eps forward and G Sigma_eps backward -- plus O(m^2 n) work.
+    ``tests/core/test_corex.py`` checks it against autograd on ``_bound_terms``.
+
+    With A = W Sigma_eps, B = A W^T, C = B + I and v_i = Var(X_i): the exact I(X_i;Y) depends on
+    q_i = a_i^T C^-1 a_i, and dq_i/dA = 2 C^-1 a_i, dq_i/dC = -C^-1 a_i a_i^T C^-1; the modular term on
+    r_ji = A_ji^2 / (C_jj v_i). Then dW = dA Sigma_eps + 2 dB A (B is symmetric in W).
+    """
+    keep, noise = 1.0 - eps**2, eps**2
+    w_sigma = stats.times_sigma(weights)
+    variances = stats.variances
+    if eps > 0.0:
+        w_sigma = keep * w_sigma + noise * weights
+        variances = keep * variances + noise
+    w_sigma_w = w_sigma @ weights.T
+    w_sigma_w = 0.5 * (w_sigma_w + w_sigma_w.T)
+    factor_var = torch.diagonal(w_sigma_w) + 1.0
+    informative = variances > 0
+    safe_var = torch.where(informative, variances, torch.ones_like(variances))
+
+    eye = torch.eye(w_sigma_w.shape[0], dtype=w_sigma_w.dtype, device=w_sigma_w.device)
+    chol = torch.linalg.cholesky(w_sigma_w + eye)
+    whitened = torch.linalg.solve_triangular(chol, w_sigma, upper=False)  # L^-1 A
+    residual = 1.0 - whitened.square().sum(dim=0) / safe_var
+    exact = -0.5 * torch.log(torch.clamp(residual, min=_MIN_RESIDUAL))
+    d_exact = torch.where(residual > _MIN_RESIDUAL, 0.5 / (safe_var * residual), torch.zeros_like(residual))
+    d_w_sigma = torch.zeros_like(w_sigma)
+    d_factor_var = -0.5 / factor_var  # from -sum_j I(Y_j;X) = -1/2 sum_j log C_jj
+    mi_x = exact
+    if modular:
+        rho_sq = w_sigma.square() / (factor_var[:, None] * safe_var[None, :])
+        rho_sq = torch.where(informative[None, :], rho_sq, torch.zeros_like(rho_sq))
+        open_sq = rho_sq < 1.0 - _MIN_RESIDUAL
+        rho_sq = torch.clamp(rho_sq, max=1.0 - _MIN_RESIDUAL)
+        odds = (rho_sq / (1.0 - rho_sq)).sum(dim=0)
+        non_synergistic = 0.5 * torch.log1p(odds)
+        use_exact = exact <= non_synergistic
+        mi_x = torch.where(use_exact, exact, non_synergistic)
+        d_exact = torch.where(use_exact, d_exact, torch.zeros_like(d_exact))
+        d_rho_sq = torch.where(
+            open_sq & ~use_exact[None, :], 0.5 / ((1.0 + odds)[None, :] * (1.0 - rho_sq) ** 2), torch.zeros_like(rho_sq)
+        )
+        d_w_sigma = 2.0 * d_rho_sq * w_sigma / (factor_var[:, None] * safe_var[None, :])
+        d_factor_var = d_factor_var - (d_rho_sq * rho_sq).sum(dim=1) / factor_var
+    solved = torch.linalg.solve_triangular(chol.T, whitened, upper=True)  # C^-1 A
+    weighted = solved * d_exact[None, :]
+    d_w_sigma = d_w_sigma + 2.0 * weighted
+    d_w_sigma_w = -(weighted @ solved.T) + torch.diag(d_factor_var)
+    grad = stats.times_sigma(d_w_sigma)
+    if eps > 0.0:
+        grad = keep * grad + noise * d_w_sigma
+    grad = grad + 2.0 * (d_w_sigma_w @ w_sigma)
+    value = mi_x.sum() - 0.5 * torch.log(factor_var).sum()
+    return float(value), grad
 
 
 def _looks_like_correlation(data: torch.Tensor) -> bool:
@@ -397,6 +469,7 @@ class _FitResult:
     history: list[float]
     stage_n_iter: list[int]
     converged: bool
+    polish_n_iter: int = 0
 
 
 def _has_converged(best: Sequence[float], tol: float) -> bool:
@@ -413,32 +486,51 @@ def _has_converged(best: Sequence[float], tol: float) -> bool:
     return gain <= tol * max(abs(best[-1]), 1.0)
 
 
-def _run_stage(
-    weights: torch.Tensor, optimizer: torch.optim.Optimizer, stats: _Stats, eps: float, plan: _Schedule
-) -> _StageResult:
-    """Full-batch Adam on the negated objective under Sigma_eps; leaves ``weights`` at the best W seen.
+class _Adam:
+    """Adam on the single tensor W, by hand.
+
+    ``torch.optim`` imports ``torch._dynamo`` on first use, which cost ~2.3 s per process here -- longer than a
+    whole fit on a 2000 x 500 matrix -- and its per-step bookkeeping is built for many parameter groups.
+    """
+
+    def __init__(self, weights: torch.Tensor, learning_rate: float, betas: tuple[float, float] = (0.9, 0.999)) -> None:
+        self.learning_rate = learning_rate
+        self.beta1, self.beta2 = betas
+        self.first = torch.zeros_like(weights)
+        self.second = torch.zeros_like(weights)
+        self.steps = 0
+
+    def step(self, weights: torch.Tensor, grad: torch.Tensor) -> None:
+        """One ascent step (``grad`` is the gradient of the objective to maximise)."""
+        self.steps += 1
+        self.first.lerp_(grad, 1.0 - self.beta1)
+        self.second.mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
+        step_size = self.learning_rate / (1.0 - self.beta1**self.steps)
+        denom = (self.second / (1.0 - self.beta2**self.steps)).sqrt_().add_(1e-8)
+        weights.addcdiv_(self.first, denom, value=step_size)
+
+
+def _run_stage(weights: torch.Tensor, optimizer: _Adam, stats: _Stats, eps: float, plan: _Schedule) -> _StageResult:
+    """Full-batch Adam on the objective under Sigma_eps; leaves ``weights`` at the best W seen.
 
     Returning the best rather than the last W matters at the final stage: Adam never settles exactly, and
     tc_ should be the bound of the best solution the stage found.
     """
+    tol = plan.tol if eps == 0.0 else plan.tol * _ANNEAL_TOL_FACTOR
     history: list[float] = []
     best_so_far: list[float] = []
-    best_weights = weights.detach().clone()
+    best_weights = weights.clone()
     for _ in range(plan.max_iter):
-        optimizer.zero_grad(set_to_none=True)
-        loss = -_bound_terms(weights, stats, eps, plan.modular).bound
-        loss.backward()
-        value = -float(loss.detach())
+        value, grad = _value_and_gradient(weights, stats, eps, plan.modular)
         if not best_so_far or value > best_so_far[-1]:
-            best_weights = weights.detach().clone()  # the W that produced `value`, before this step
+            best_weights.copy_(weights)  # the W that produced `value`, before this step
         history.append(value)
         best_so_far.append(max(value, best_so_far[-1]) if best_so_far else value)
-        if _has_converged(best_so_far, plan.tol):
+        if _has_converged(best_so_far, tol):
             break
-        optimizer.step()
-    with torch.no_grad():
-        weights.copy_(best_weights)
-    return _StageResult(history=history, converged=_has_converged(best_so_far, plan.tol))
+        optimizer.step(weights, grad)
+    weights.copy_(best_weights)
+    return _StageResult(history=history, converged=_has_converged(best_so_far, tol))
 
 
 def _anneal(init: torch.Tensor, stats: _Stats, plan: _Schedule, log_level: int) -> _FitResult:
@@ -448,8 +540,8 @@ def _anneal(init: torch.Tensor, stats: _Stats, plan: _Schedule, log_level: int) 
     the next, whereas a fresh Adam takes lr-sized steps in every coordinate at first, whatever the
     gradient, and would knock a nearly optimal W off its optimum at the start of each stage.
     """
-    weights = init.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([weights], lr=plan.learning_rate)
+    weights = init.clone()
+    optimizer = _Adam(weights, plan.learning_rate)
     history: list[float] = []
     stage_n_iter: list[int] = []
     stage = _StageResult(history=[], converged=False)
@@ -465,10 +557,79 @@ def _anneal(init: torch.Tensor, stats: _Stats, plan: _Schedule, log_level: int) 
             max(stage.history),
             stage.converged,
         )
-    final = weights.detach()
-    with torch.no_grad():
-        bound = float(_bound_terms(final, stats).bound)
-    return _FitResult(final, bound, history, stage_n_iter, stage.converged)
+    bound = _value_and_gradient(weights, stats)[0]
+    return _FitResult(weights, bound, history, stage_n_iter, stage.converged)
+
+
+_LBFGS_MEMORY = 10
+
+
+def _polish(weights: torch.Tensor, stats: _Stats, max_iter: int) -> tuple[torch.Tensor, float, int]:
+    """A few L-BFGS iterations on the exact bound, from the annealed (modular) optimum.
+
+    The modular bound does not credit the small cross-loadings by which one factor explains a little of
+    another factor's variables, so its optimum sits just below what the exact bound can reach from there
+    (about 0.2% on planted data). Quasi-Newton steps recover that in under 10 iterations where Adam needs hundreds.
+    The exact bound is nearly flat along rotations of the factors, where L-BFGS's curvature estimate is tiny
+    and its steps huge: unconstrained, 20 iterations mixed the planted factors enough to cut the per-factor
+    attribution ``tcs_`` by 8% for a 0.02% gain in bound. Steps are therefore kept orthogonal to rotations
+    (:func:`_without_rotation`). Written in torch (not scipy) so it stays on the fit's device. Returns (W,
+    exact bound, accepted steps); the bound never decreases, since every accepted step passes an Armijo test.
+    """
+    value, grad = _value_and_gradient(weights, stats)
+    history: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+    n_steps = 0
+    for _ in range(max_iter):
+        direction = _without_rotation(_lbfgs_direction(grad, history), weights)
+        slope = float((direction * grad).sum())
+        if not slope > 0.0:  # numerically flat: nothing left to gain uphill
+            break
+        step = 1.0 if history else min(1.0, 0.01 / float(direction.abs().max()))
+        while step > 1e-10:
+            candidate = weights + step * direction
+            new_value, new_grad = _value_and_gradient(candidate, stats)
+            if np.isfinite(new_value) and new_value >= value + 1e-4 * step * slope:
+                break
+            step *= 0.5
+        else:
+            break
+        curvature = float(((new_grad - grad) * (candidate - weights)).sum())
+        if curvature < 0.0:  # an ascent problem: y = -(g_new - g_old) pairs with s for the usual update
+            history = [*history[-(_LBFGS_MEMORY - 1) :], (candidate - weights, grad - new_grad, -1.0 / curvature)]
+        weights, value, grad = candidate, new_value, new_grad
+        n_steps += 1
+    return weights, value, n_steps
+
+
+def _without_rotation(direction: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``direction`` minus its least-squares component K W along infinitesimal rotations (K antisymmetric).
+
+    Solving min ||direction - K W|| over antisymmetric K gives K G + G K = D W^T - W D^T with G = W W^T, a
+    Lyapunov equation that G's eigenbasis diagonalises.
+    """
+    gram = weights @ weights.T
+    values, vectors = torch.linalg.eigh(gram)
+    skew = direction @ weights.T
+    skew = vectors.T @ (skew - skew.T) @ vectors
+    rotation = vectors @ (skew / (values[:, None] + values[None, :]).clamp(min=1e-12)) @ vectors.T
+    return direction - rotation @ weights
+
+
+def _lbfgs_direction(grad: torch.Tensor, history: list[tuple[torch.Tensor, torch.Tensor, float]]) -> torch.Tensor:
+    """The two-loop recursion: an approximate inverse Hessian (of the negated bound) applied to the gradient."""
+    direction = grad.clone()
+    alphas: list[float] = []
+    for step, change, rho in reversed(history):
+        alpha = rho * float((step * direction).sum())
+        direction -= alpha * change
+        alphas.append(alpha)
+    if history:
+        step, change, _ = history[-1]
+        direction *= float((step * change).sum()) / float((change * change).sum())
+    for (step, change, rho), alpha in zip(history, reversed(alphas), strict=True):
+        beta = rho * float((change * direction).sum())
+        direction += (alpha - beta) * step
+    return direction
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -489,7 +650,8 @@ class LinearCorex(BaseEstimator):
             ``tc_``, are on the real covariance.
         max_iter: Adam steps per annealing stage at most.
         tol: a stage stops once its best objective improved by less than ``tol`` (relative, floored at
-            1 nat) over the last 25 steps; each stage hands on the best W it saw.
+            1 nat) over the last 25 steps -- ``10 * tol`` for the stages with eps > 0, which only set up
+            the next one; each stage hands on the best W it saw.
         learning_rate: Adam step size on the entries of W.
         n_restarts: independent random initialisations; the one with the highest final bound is kept.
         random_state: seed of restart r is ``random_state + r``; ``None`` draws fresh entropy.
@@ -510,6 +672,10 @@ class LinearCorex(BaseEstimator):
             1 thread when a step is small (under 2**28 multiply-adds -- m * n^2 < 2.7e8 on the dense
             path), where threads gain at most ~2x and, on a CPU shared with other processes, cost a 5-50x
             slowdown; otherwise torch's current setting.
+        polish_iter: at most this many L-BFGS iterations on the exact bound after annealing, never along
+            rotations of the factors (see ``_polish``); they add the small cross-loadings the modular bound
+            does not credit, so ``tc_`` ends at or above the modular optimum's exact bound. On the benchmark
+            matrices the bound stops moving (to 1e-6 relative) after about 8; 10 leaves a margin. 0 skips.
 
     Learned attributes:
         weights_: (m, n) float32, W on standardized variables.
@@ -530,6 +696,7 @@ class LinearCorex(BaseEstimator):
             stages of the kept restart; a stage with eps > 0 scores the noised covariance, so values are
             comparable only within a stage.
         stage_n_iter_: steps per stage, to split ``history_``.
+        polish_n_iter_: accepted L-BFGS steps of the final polish (not in ``history_`` or ``n_iter_``).
     """
 
     def __init__(
@@ -549,6 +716,7 @@ class LinearCorex(BaseEstimator):
         max_dense_vars: int = _DEFAULT_MAX_DENSE_VARS,
         chunk_rows: int = _DEFAULT_CHUNK_ROWS,
         n_threads: int | None = None,
+        polish_iter: int = 10,
     ) -> None:
         self.n_factors = n_factors
         self.anneal_schedule = anneal_schedule
@@ -564,6 +732,7 @@ class LinearCorex(BaseEstimator):
         self.max_dense_vars = max_dense_vars
         self.chunk_rows = chunk_rows
         self.n_threads = n_threads
+        self.polish_iter = polish_iter
 
     # ---- validation ---------------------------------------------------------------------------------
 
@@ -577,6 +746,8 @@ class LinearCorex(BaseEstimator):
                 raise CorexInputError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if not self.learning_rate > 0 or not self.tol >= 0:
             raise CorexInputError(f"learning_rate must be > 0 and tol >= 0, got {self.learning_rate} and {self.tol}.")
+        if int(self.polish_iter) < 0:
+            raise CorexInputError(f"polish_iter must be >= 0, got {self.polish_iter}.")
         if self.n_threads is not None and int(self.n_threads) < 1:
             raise CorexInputError(f"n_threads must be None or >= 1, got {self.n_threads}.")
         if self.dtype not in (torch.float32, torch.float64):
@@ -618,7 +789,7 @@ class LinearCorex(BaseEstimator):
         macs = int(self.n_factors) * n_variables * (n_variables if dense else n_samples)
         with _torch_threads(self._loop_threads(macs, device)):
             best = self._best_restart(stats, plan, (int(self.n_factors), n_variables), device)
-        self._store(best, stats, mean, scale)
+            self._store(best, stats, mean, scale)
         return self
 
     def _loop_threads(self, macs_per_product: int, device: torch.device) -> int | None:
@@ -644,6 +815,10 @@ class LinearCorex(BaseEstimator):
         for restart in range(int(self.n_restarts)):
             init = torch.randn(shape, generator=self._seed(restart), dtype=torch.float64) * _INIT_STD
             result = _anneal(init.to(device=device, dtype=self.dtype), stats, plan, level)
+            if int(self.polish_iter) > 0:  # before comparing: restarts are ranked on the bound they report
+                weights, bound, n_iter = _polish(result.weights, stats, int(self.polish_iter))
+                logger.log(level, "LinearCorex polish: %d L-BFGS steps, +%.4f nats", n_iter, bound - result.bound)
+                result = replace(result, weights=weights, bound=bound, polish_n_iter=n_iter)
             logger.log(level, "LinearCorex restart %d: bound %.4f nats", restart, result.bound)
             if best is None or result.bound > best.bound:
                 best = result
@@ -668,6 +843,7 @@ class LinearCorex(BaseEstimator):
         self.n_iter_ = len(result.history)
         self.history_ = result.history
         self.stage_n_iter_ = result.stage_n_iter
+        self.polish_n_iter_ = result.polish_n_iter
         self.n_features_in_ = self.weights_.shape[1]
 
     # ---- scoring ------------------------------------------------------------------------------------
