@@ -3,6 +3,15 @@
 Training pairs are (document, a property proposed for it); every other property in the batch is a negative
 (MultipleNegativesRankingLoss), which is the paper's in-batch-negative objective. On CPU, time goes mostly to
 long documents and to AdamW updating the 11.7M-parameter token embedding, so both are options here.
+
+Two strategies:
+
+- ``full``: fine-tune the transformer (optionally with its lower layers frozen and a shorter training length).
+- ``projection_head``: keep the transformer frozen and learn one linear map P on its (unit) embeddings, so
+  Φ(t) = normalise(P · MiniLM(t)). Every text is encoded once, without gradients, and the head trains on those
+  vectors in well under a second; the cost is the encoding, not backpropagation through six layers per step.
+  The head is saved as a ``Dense`` + ``Normalize`` module pair, so the result is still a plain
+  sentence-transformers directory that scoring loads like any other.
 """
 
 from __future__ import annotations
@@ -20,11 +29,18 @@ import pandas as pd
 from .embedding import encode
 
 if TYPE_CHECKING:
+    import torch
     from sentence_transformers import SentenceTransformer
+
+
+STRATEGIES = ("full", "projection_head")
+# MultipleNegativesRankingLoss's default: cosine similarities times 20 before the softmax.
+_SIMILARITY_SCALE = 20.0
 
 
 @dataclass(frozen=True)
 class TrainingOptions:
+    strategy: str = "full"
     epochs: int = 1
     batch_size: int = 32
     learning_rate: float = 5e-5
@@ -33,6 +49,8 @@ class TrainingOptions:
     freeze_embeddings: bool = True
     freeze_layers: int = 0
     seed: int = 0
+    head_epochs: int = 20
+    head_learning_rate: float = 1e-3
 
 
 @dataclass
@@ -55,6 +73,20 @@ def training_pairs(documents: pd.DataFrame, proposals: pd.DataFrame, vocabulary:
 
 def fine_tune(model: SentenceTransformer, pairs: pd.DataFrame, options: TrainingOptions) -> TrainingReport:
     """Train `model` in place on (anchor, positive) pairs; a sample of `max_train_pairs` bounds the time."""
+    if options.strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {options.strategy!r}")
+    if options.strategy == "projection_head":
+        return train_projection_head(model, pairs, options)
+    return _fine_tune_transformer(model, pairs, options)
+
+
+def _sample_pairs(pairs: pd.DataFrame, options: TrainingOptions) -> pd.DataFrame:
+    if len(pairs) > options.max_train_pairs:
+        return pairs.sample(options.max_train_pairs, random_state=options.seed)
+    return pairs
+
+
+def _fine_tune_transformer(model: SentenceTransformer, pairs: pd.DataFrame, options: TrainingOptions) -> TrainingReport:
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import (
@@ -65,8 +97,7 @@ def fine_tune(model: SentenceTransformer, pairs: pd.DataFrame, options: Training
 
     from datasets import Dataset
 
-    if len(pairs) > options.max_train_pairs:
-        pairs = pairs.sample(options.max_train_pairs, random_state=options.seed)
+    pairs = _sample_pairs(pairs, options)
     inference_length = model.max_seq_length
     model.max_seq_length = options.max_seq_length
     _freeze(model, options.freeze_embeddings, options.freeze_layers)
@@ -108,6 +139,73 @@ def fine_tune(model: SentenceTransformer, pairs: pd.DataFrame, options: Training
         final_loss=float(losses[-1]) if losses else None,
         options=options.__dict__.copy(),
     )
+
+
+def train_projection_head(model: SentenceTransformer, pairs: pd.DataFrame, options: TrainingOptions) -> TrainingReport:
+    """Learn P (initialised to the identity) with in-batch negatives on frozen embeddings; append it to `model`.
+
+    Starting from the identity means zero epochs is the base model, and a few epochs move it only as far as
+    the pairs justify. Other pairs of a batch that share the positive property are masked out rather than
+    counted as negatives (what the full strategy's NO_DUPLICATES sampler achieves by construction).
+    """
+    import torch
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize
+
+    pairs = _sample_pairs(pairs, options).reset_index(drop=True)
+    started = time.perf_counter()
+    texts = pd.unique(pd.concat([pairs["anchor"], pairs["positive"]], ignore_index=True))
+    vectors = torch.from_numpy(encode(model, list(texts), batch_size=64))
+    row = {text: i for i, text in enumerate(texts)}
+    anchors = vectors[[row[t] for t in pairs["anchor"]]]
+    positives = vectors[[row[t] for t in pairs["positive"]]]
+    positive_ids = torch.as_tensor(pd.factorize(pairs["positive"])[0])
+    dim = vectors.shape[1]
+    head = torch.nn.Linear(dim, dim)
+    generator = torch.Generator().manual_seed(options.seed)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(dim))
+        head.bias.zero_()
+    optimizer = torch.optim.Adam(head.parameters(), lr=options.head_learning_rate)
+    losses: list[float] = []
+    n_steps = 0
+    for _ in range(options.head_epochs):
+        order = torch.randperm(len(pairs), generator=generator)
+        for batch in order.split(options.batch_size):
+            if len(batch) < 2:
+                continue
+            loss = _in_batch_loss(head, anchors[batch], positives[batch], positive_ids[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            n_steps += 1
+    device = model.device
+    dense = Dense(dim, dim, bias=True, activation_function=torch.nn.Identity(),
+                  init_weight=head.weight.detach().clone(), init_bias=head.bias.detach().clone())  # fmt: skip
+    model.append(dense.to(device))
+    model.append(Normalize())
+    return TrainingReport(
+        n_pairs=len(pairs),
+        n_steps=n_steps,
+        seconds=time.perf_counter() - started,
+        final_loss=losses[-1] if losses else None,
+        options=options.__dict__.copy(),
+    )
+
+
+def _in_batch_loss(
+    head: torch.nn.Linear, anchors: torch.Tensor, positives: torch.Tensor, positive_ids: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy of each anchor against every positive of the batch, same-property columns masked."""
+    import torch
+    import torch.nn.functional as F
+
+    a = F.normalize(head(anchors), dim=1)
+    p = F.normalize(head(positives), dim=1)
+    logits = _SIMILARITY_SCALE * a @ p.T
+    duplicate = (positive_ids[:, None] == positive_ids[None, :]) & ~torch.eye(len(a), dtype=torch.bool)
+    logits = logits.masked_fill(duplicate, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(len(a)))
 
 
 def _freeze(model: SentenceTransformer, embeddings: bool, lower_layers: int) -> None:
