@@ -1,7 +1,9 @@
 """Stage 4: every document scored against every property by the fine-tuned encoder."""
 
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -13,7 +15,7 @@ from resources import EncoderResource
 
 from .checks import expect, spec
 from .core.artifacts import EncoderArtifact, ScoreMatrix
-from .core.scoring import score_matrix
+from .core.scoring import score_matrix, score_matrix_to_npy
 from .sources import stage_asset
 
 ASSET = "property_scores"
@@ -21,6 +23,12 @@ ASSET = "property_scores"
 
 class ScoreConfig(dg.Config):
     chunk_size: int = Field(2048, ge=1, description="Documents encoded and multiplied per chunk (bounds memory).")
+    stream_above_mb: float = Field(
+        512,
+        ge=0,
+        description="A matrix larger than this (float32) is streamed chunk by chunk to a scratch .npy file and "
+        "copied into storage from there, so building it holds one chunk in memory, not the matrix.",
+    )
 
 
 @stage_asset(
@@ -40,40 +48,60 @@ def property_scores(
     """Documents x properties matrix of Φ(document)ᵀΦ(property), float32, stored as .npy."""
     started = time.perf_counter()
     model = encoder.load_fresh(str(compatibility_encoder.model_dir))
-    values = score_matrix(
-        encoder.embedder(model),
-        raw_documents["text"].tolist(),
-        property_vocabulary["text"].tolist(),
-        chunk_size=config.chunk_size,
-    )
-    matrix = ScoreMatrix(values, raw_documents["doc_id"].to_numpy(), property_vocabulary["property_id"].to_numpy())
-    yield dg.Output(
-        matrix,
-        metadata={
-            "n_documents": values.shape[0],
-            "n_properties": values.shape[1],
-            "seconds": round(time.perf_counter() - started, 2),
-            "mean_score": float(values.mean()),
-            "megabytes": round(values.nbytes / 2**20, 2),
-        },
-    )
+    documents, properties = raw_documents["text"].tolist(), property_vocabulary["text"].tolist()
+    streamed = len(documents) * len(properties) * 4 / 2**20 > config.stream_above_mb
+    with tempfile.TemporaryDirectory(prefix="instructlf-scores-") as scratch:
+        source = Path(scratch) / "scores.npy" if streamed else None
+        if source is not None:
+            values = score_matrix_to_npy(encoder.embedder(model), documents, properties, source, config.chunk_size)
+        else:
+            values = score_matrix(encoder.embedder(model), documents, properties, chunk_size=config.chunk_size)
+        rows = row_statistics(values)
+        matrix = ScoreMatrix(
+            values, raw_documents["doc_id"].to_numpy(), property_vocabulary["property_id"].to_numpy(), source
+        )
+        yield dg.Output(  # stored (copied out of the scratch file) before the generator resumes
+            matrix,
+            metadata={
+                "n_documents": values.shape[0],
+                "n_properties": values.shape[1],
+                "seconds": round(time.perf_counter() - started, 2),
+                "mean_score": float(rows["row_sum"].sum() / max(values.size, 1)),
+                "megabytes": round(values.nbytes / 2**20, 2),
+                "built": "streamed to disk" if streamed else "in memory",
+            },
+        )
     yield expect(
         "scores_are_valid",
-        row_statistics(values, len(property_vocabulary)),
+        rows.drop(columns="row_sum"),
         _score_expectations(len(raw_documents), len(property_vocabulary)),
     )
 
 
-def row_statistics(values: np.ndarray, n_expected_columns: int) -> pd.DataFrame:
-    """One row per document, so a GX suite can check a matrix without materialising it as a frame."""
-    finite = np.isfinite(values)
-    safe = np.where(finite, values, 0.0)
+def row_statistics(values: np.ndarray, chunk_rows: int = 4096) -> pd.DataFrame:
+    """One row per document, so a GX suite can check a matrix without materialising it as a frame.
+
+    Read a block of rows at a time: on a memory-mapped matrix, whole-array temporaries (the finite mask, the
+    NaN-free copy) would each cost as much memory as the matrix.
+    """
+    blocks = [_block_statistics(values[start : start + chunk_rows]) for start in range(0, len(values), chunk_rows)]
+    columns = ["n_nonfinite", "row_min", "row_max", "row_sum"]
+    frame = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame({c: [] for c in columns})
+    frame["n_columns"] = values.shape[1]
+    return frame
+
+
+def _block_statistics(block: np.ndarray) -> pd.DataFrame:
+    block = np.asarray(block)
+    finite = np.isfinite(block)
+    safe = np.where(finite, block, 0.0)
+    empty = np.zeros(len(block))
     return pd.DataFrame(
         {
             "n_nonfinite": (~finite).sum(axis=1),
-            "row_min": safe.min(axis=1) if values.shape[1] else np.zeros(len(values)),
-            "row_max": safe.max(axis=1) if values.shape[1] else np.zeros(len(values)),
-            "n_columns": np.full(len(values), values.shape[1]),
+            "row_min": safe.min(axis=1) if block.shape[1] else empty,
+            "row_max": safe.max(axis=1) if block.shape[1] else empty,
+            "row_sum": safe.sum(axis=1, dtype=np.float64),
         }
     )
 

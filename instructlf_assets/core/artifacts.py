@@ -32,14 +32,22 @@ class EncoderArtifact:
 
 @dataclass
 class ScoreMatrix:
-    """Documents x properties, float32; stored as .npy so readers can memory-map it."""
+    """Documents x properties, float32; stored as .npy so readers can memory-map it.
+
+    ``source_file``: an .npy file already holding ``values`` (a matrix streamed to disk). Saving then copies the
+    file instead of writing the array, since writing a memory map reads every page of it into this process.
+    """
 
     values: np.ndarray
     doc_ids: np.ndarray
     property_ids: np.ndarray
+    source_file: Path | None = None
 
     def save(self, directory: Path) -> None:
-        np.save(directory / "scores.npy", self.values, allow_pickle=False)
+        if self.source_file is not None:
+            shutil.copyfile(self.source_file, directory / "scores.npy")
+        else:
+            np.save(directory / "scores.npy", self.values, allow_pickle=False)
         pd.DataFrame({"doc_id": self.doc_ids}).to_parquet(directory / "rows.parquet")
         pd.DataFrame({"property_id": self.property_ids}).to_parquet(directory / "columns.parquet")
 
