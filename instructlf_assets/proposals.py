@@ -24,6 +24,11 @@ class ProposalConfig(dg.Config):
     max_failure_share: float = Field(
         0.2, ge=0.0, le=1.0, description="Fail the step if more than this share of documents got no property."
     )
+    chunk_size: int = Field(
+        5000,
+        ge=1,
+        description="Documents per chunk; under the Dask executor the chunks run as tasks across the cluster.",
+    )
 
 
 @stage_asset(
@@ -51,7 +56,7 @@ def property_proposals(
     dataset = dataset_for(context)
     documents = raw_documents[raw_documents["split"].isin(PROPOSED_SPLITS)]
     context.log.info(f"proposing for {len(documents)} documents with {proposer.describe()}")
-    run = proposer.propose(documents, dataset, encoder, log=context.log.info)
+    run = proposer.propose_in_chunks(documents, dataset, encoder, config.chunk_size, log=context.log.info)
     failure_share = len(run.failed) / max(len(documents), 1)
     if failure_share > config.max_failure_share:
         raise ProposerError(

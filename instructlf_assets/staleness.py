@@ -79,6 +79,20 @@ def _definitions() -> dg.Definitions:
     return defs
 
 
+def pipeline_job() -> dg.JobDefinition:
+    """The pipeline job as `definitions.py` builds it from the environment; what executor workers reconstruct."""
+    return _definitions().resolve_job_def(PIPELINE_JOB)
+
+
+def cli_executor() -> str:
+    """The CLI runs in-process unless INSTRUCTLF_EXECUTOR names another executor.
+
+    A single-partition run of a linear graph gains nothing from a process per step and pays an import of torch
+    and sentence-transformers in each; a chosen executor (dask, multiprocess, k8s, celery) is honoured as is.
+    """
+    return os.environ.get("INSTRUCTLF_EXECUTOR", "in_process")
+
+
 def stale_or_missing(instance: dg.DagsterInstance, defs: dg.Definitions, partition_key: str) -> list[dg.AssetKey]:
     """Pipeline assets that are missing or stale for the partition, plus everything downstream of them.
 
@@ -129,18 +143,35 @@ def materialize_partition(
     announce(f"materializing {', '.join(k.to_user_string() for k in keys)} for partition '{partition_key}'")
     selected = {key.to_user_string() for key in keys}
     ops = {name: value for name, value in (asset_config or {}).items() if name in selected}
+    run_config = {**QUIET_LOGS, **({"ops": ops} if ops else {})}
     try:
-        result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
-            run_config={**QUIET_LOGS, **({"ops": ops} if ops else {})},
-            instance=instance,
-            partition_key=partition_key,
+        if cli_executor() == "in_process":
+            return _outcome(
+                defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+                    run_config=run_config,
+                    instance=instance,
+                    partition_key=partition_key,
+                    asset_selection=keys,
+                    raise_on_error=False,
+                    tags=cli_run_tags(),
+                )
+            )
+        # Other executors run steps in other processes or machines, which rebuild the job from `pipeline_job`.
+        with dg.execute_job(
+            dg.reconstructable(pipeline_job),
+            instance,
+            run_config=run_config,
+            tags={**cli_run_tags(), "dagster/partition": partition_key},
             asset_selection=keys,
             raise_on_error=False,
-            tags=cli_run_tags(),
-        )
+        ) as result:
+            return _outcome(result)
     except dg.DagsterInvalidConfigError as exc:
         problems = "; ".join(error.message for error in exc.errors) or str(exc)
         raise RunConfigError(f"invalid asset config: {problems}") from None
+
+
+def _outcome(result: dg.ExecuteInProcessResult | dg.JobExecutionResult) -> MaterializeOutcome:
     materialized = [event.asset_key.to_user_string() for event in result.get_asset_materialization_events()]
     failed_checks = [
         f"check {e.asset_key.to_user_string()}:{e.check_name} failed ({e.severity.value}): {e.description or ''}"
@@ -151,7 +182,9 @@ def materialize_partition(
     return MaterializeOutcome(materialized, error, failed_checks, result.run_id)
 
 
-def failure_message(result: dg.ExecuteInProcessResult, failed_checks: list[str] | None = None) -> str:
+def failure_message(
+    result: dg.ExecuteInProcessResult | dg.JobExecutionResult, failed_checks: list[str] | None = None
+) -> str:
     """The innermost error of the first failed step, without Dagster's wrappers, in one line."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:

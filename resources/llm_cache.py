@@ -8,6 +8,11 @@ committed as soon as it is written, so a run killed at any point keeps every rep
 The key is the sha256 of the model name, the full messages JSON and `CACHE_FORMAT_VERSION`: any change to the
 prompt or model is a different key. What is stored: the key, the reply text, token usage and a timestamp; never
 the request headers, so never an API key.
+
+On an object store (`s3://...`, any fsspec URL) SQLite cannot work, so `ObjectStoreResponseCache` stores one
+object per reply, `<location>/replies/<key[:2]>/<key>.json`, written in one PUT. Concurrent writers never
+read-modify-write a shared object: two workers answering the same prompt write the same key with equally valid
+replies and the last PUT wins, which is harmless; different prompts touch different objects.
 """
 
 from __future__ import annotations
@@ -40,6 +45,15 @@ def cache_key(model: str, messages: Sequence[Mapping[str, str]]) -> str:
     payload = {"version": CACHE_FORMAT_VERSION, "model": model, "messages": list(messages)}
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def open_response_cache(location: str | Path) -> ResponseCache | ObjectStoreResponseCache:
+    """The cache for a storage location: SQLite in a local directory, one object per reply on an object store."""
+    from .storage import is_object_store
+
+    if is_object_store(location):
+        return ObjectStoreResponseCache(str(location))
+    return ResponseCache(Path(str(location).removeprefix("file://")))
 
 
 class ResponseCache:
@@ -120,3 +134,75 @@ class ResponseCache:
     def _count(self, name: str) -> None:
         with self._lock:
             self._counts[name] += 1
+
+
+class ObjectStoreResponseCache:
+    """The same interface as `ResponseCache`, one object per reply under an fsspec URL (safe for many writers)."""
+
+    def __init__(self, location: str) -> None:
+        import fsspec
+
+        self.path = location.rstrip("/")
+        self._fs, self._root = fsspec.core.url_to_fs(self.path)
+        self._lock = threading.Lock()
+        self._counts = {"hits": 0, "misses": 0, "writes": 0}
+
+    def _object(self, key: str) -> str:
+        return f"{self._root}/replies/{key[:2]}/{key}.json"
+
+    def get(self, key: str) -> str | None:
+        reply = self.peek(key)
+        self._count("hits" if reply is not None else "misses")
+        return reply
+
+    def peek(self, key: str) -> str | None:
+        try:
+            return json.loads(self._fs.cat_file(self._object(key)))["reply"]
+        except FileNotFoundError:
+            return None
+
+    def put(self, key: str, reply: str, usage: Mapping[str, int] | None = None) -> None:
+        """One PUT per reply, at once: a run killed right after still finds it on resume."""
+        usage = usage or {}
+        entry = {
+            "reply": reply,
+            "prompt_tokens": int(usage.get("prompt_tokens", 0)),
+            "completion_tokens": int(usage.get("completion_tokens", 0)),
+            "created_at": time.time(),
+        }
+        self._fs.pipe_file(self._object(key), json.dumps(entry, ensure_ascii=False).encode("utf-8"))
+        self._count("writes")
+
+    def stats(self) -> dict[str, object]:
+        """Reads every entry (one GET each): for reports, not for the hot path."""
+        self._fs.invalidate_cache(f"{self._root}/replies")
+        try:
+            objects = [p for p in self._fs.find(f"{self._root}/replies") if p.endswith(".json")]
+        except FileNotFoundError:
+            objects = []
+        entries = [json.loads(self._fs.cat_file(p)) for p in objects]
+        with self._lock:
+            counts = dict(self._counts)
+        return {
+            "path": self.path,
+            "entries": len(entries),
+            "stored_prompt_tokens": sum(e["prompt_tokens"] for e in entries),
+            "stored_completion_tokens": sum(e["completion_tokens"] for e in entries),
+            **counts,
+        }
+
+    def close(self) -> None:
+        """Nothing to close: every reply is already its own committed object."""
+
+    def __enter__(self) -> ObjectStoreResponseCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+
+ReplyCache = ResponseCache | ObjectStoreResponseCache

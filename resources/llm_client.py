@@ -30,7 +30,7 @@ from instructlf_assets.core.errors import ProposerError
 from instructlf_assets.core.prompts import Message, first_messages, followup_messages
 from instructlf_assets.core.proposal_parsing import estimate_tokens, parse_properties
 
-from .llm_cache import ResponseCache, cache_key
+from .llm_cache import ReplyCache, cache_key
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ class _Job:
     goal: str
     spec: PromptSpec
     backend: ChatBackend
-    cache: ResponseCache
+    cache: ReplyCache
     model_name: str
     timeout_s: float
     max_retries: int
@@ -260,7 +260,7 @@ def propose_with_llm(
     goal: str,
     prompt_spec: PromptSpec,
     backend: ChatBackend,
-    cache: ResponseCache,
+    cache: ReplyCache,
     *,
     model_name: str,
     concurrency: int = 8,

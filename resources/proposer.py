@@ -9,10 +9,11 @@ The LLM back ends share prompts, parsing, retries and the persistent response ca
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 from typing import Literal
 
 import dagster as dg
@@ -24,6 +25,8 @@ from instructlf_assets.core.errors import ProposerError
 from instructlf_assets.core.offline_proposer import ExtractiveOptions, propose_extractive
 
 from .encoder import EncoderResource
+from .parallel import map_chunks, on_dask_worker, resource_fields, split_rows
+from .storage import local_scratch
 
 PROPOSAL_COLUMNS = ["doc_id", "rank", "property", "relevance", "proposer", "model"]
 Backend = Literal["offline", "openai", "local"]
@@ -37,6 +40,21 @@ class ProposalRun:
     failed: pd.DataFrame
     stats: dict[str, object] = field(default_factory=dict)
 
+    @classmethod
+    def concatenate(cls, runs: list[ProposalRun]) -> ProposalRun:
+        """Chunk runs joined in order: rows as one pass would give them, counts summed, labels from the first."""
+        stats: dict[str, object] = dict(runs[0].stats)
+        for run in runs[1:]:
+            for name, value in run.stats.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    stats[name] = stats.get(name, 0) + value
+        stats["n_chunks"] = len(runs)
+        return cls(
+            pd.concat([run.table for run in runs], ignore_index=True),
+            pd.concat([run.failed for run in runs], ignore_index=True),
+            stats,
+        )
+
 
 class ProposerResource(dg.ConfigurableResource):
     """Proposes goal-related properties for each document, with the back end chosen by configuration."""
@@ -45,7 +63,7 @@ class ProposerResource(dg.ConfigurableResource):
     model: str = Field("gpt-4o-mini", description="Chat model name ($INSTRUCTLF_LLM_MODEL).")
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint ($OPENAI_BASE_URL); OpenAI if unset.")
     api_key: str | None = Field(None, description="Bound to EnvVar('OPENAI_API_KEY'); never logged or stored.")
-    cache_dir: str = Field(description="Directory of the persistent LLM response cache.")
+    cache_dir: str = Field(description="Directory or object-store URL of the persistent LLM response cache.")
     concurrency: int = Field(8, ge=1, le=256, description="LLM calls in flight at once.")
     timeout_s: float = Field(60.0, gt=0, description="Per-call timeout in seconds.")
     max_retries: int = Field(5, ge=0, description="Retries per call on 429, 5xx, timeouts and connection errors.")
@@ -71,6 +89,35 @@ class ProposerResource(dg.ConfigurableResource):
         if self.backend == "offline":
             return self._propose_offline(documents, spec, encoder)
         return self._propose_with_llm(documents, spec, log)
+
+    def propose_in_chunks(
+        self,
+        documents: pd.DataFrame,
+        spec: DatasetSpec,
+        encoder: EncoderResource,
+        chunk_size: int,
+        log: Callable[[str], None] = lambda line: None,
+    ) -> ProposalRun:
+        """`propose` on runs of `chunk_size` documents, spread over the Dask cluster when the step runs on one.
+
+        Every document's proposals depend on that document (and the goal) only, so the concatenated chunks are
+        the single-pass table; chunks run as separate tasks, so the log callback stays with serial runs.
+        """
+        chunks = split_rows(documents, chunk_size)
+        if len(chunks) == 1:
+            return self.propose(documents, spec, encoder, log=log)
+        where = "dask" if on_dask_worker() else "this process"
+        log(f"{len(documents)} documents in {len(chunks)} chunks of up to {chunk_size}, run on {where}")
+        # Plain values travel to the workers, never the API key: each worker reads it from its own environment.
+        task = partial(
+            _propose_chunk,
+            proposer=(type(self), resource_fields(self, leave_out={"api_key"})),
+            encoder=(type(encoder), resource_fields(encoder)),
+            spec=spec,
+        )
+        run = ProposalRun.concatenate(map_chunks(task, chunks))
+        run.stats["chunks_ran_on"] = where
+        return run
 
     def _propose_offline(self, documents: pd.DataFrame, spec: DatasetSpec, encoder: EncoderResource) -> ProposalRun:
         started = time.perf_counter()
@@ -106,11 +153,11 @@ class ProposerResource(dg.ConfigurableResource):
         )
 
     def _propose_with_llm(self, documents: pd.DataFrame, spec: DatasetSpec, log: Callable[[str], None]) -> ProposalRun:
-        from .llm_cache import ResponseCache
+        from .llm_cache import open_response_cache
         from .llm_client import propose_with_llm
 
         backend, model_name = self._chat_backend()
-        with ResponseCache(Path(self.cache_dir)) as cache:
+        with open_response_cache(self.cache_dir) as cache:
             result = propose_with_llm(
                 documents["doc_id"].tolist(),
                 documents["text"].tolist(),
@@ -133,12 +180,25 @@ class ProposerResource(dg.ConfigurableResource):
         if self.backend == "local":
             from .local_llm import MODEL_NAME, LocalChatBackend
 
-            return LocalChatBackend(converted_dir=Path(self.cache_dir) / "smollm2-converted"), MODEL_NAME
+            # The converted model is loaded from disk, so on an object store it lives in a local scratch directory.
+            return LocalChatBackend(converted_dir=local_scratch(self.cache_dir, "smollm2-converted")), MODEL_NAME
         from .llm_client import OpenAIChatBackend
 
-        if not self.api_key and not self.base_url:
+        api_key = self.api_key or os.environ.get("OPENAI_API_KEY")
+        if not api_key and not self.base_url:
             raise ProposerError(
                 "proposer 'openai' needs OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL (for a local server); "
                 "set one, or use INSTRUCTLF_PROPOSER=offline"
             )
-        return OpenAIChatBackend(self.base_url, self.api_key or "not-needed", self.model), self.model
+        return OpenAIChatBackend(self.base_url, api_key or "not-needed", self.model), self.model
+
+
+def _propose_chunk(
+    documents: pd.DataFrame,
+    proposer: tuple[type[ProposerResource], dict[str, object]],
+    encoder: tuple[type[EncoderResource], dict[str, object]],
+    spec: DatasetSpec,
+) -> ProposalRun:
+    """One chunk's proposals, with the resources rebuilt from their values (this may run on another worker)."""
+    (proposer_type, proposer_fields), (encoder_type, encoder_fields) = proposer, encoder
+    return proposer_type(**proposer_fields).propose(documents, spec, encoder_type(**encoder_fields))

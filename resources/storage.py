@@ -1,15 +1,29 @@
-"""Storage of every artifact under one root, keyed by asset and partition, written atomically.
+"""Storage of every artifact under one root, keyed by asset and partition, committed atomically.
 
-Tables go to Parquet, artifacts (score matrix, factor model, encoder) to a directory of their own files, so a
-reader never needs pickle and a matrix can be memory-mapped.
+The root is a local directory or any fsspec URL (`s3://bucket/prefix`, `gs://...`, `abfs://...`), taken from
+$INSTRUCTLF_STORAGE. Tables go to Parquet, artifacts (score matrix, factor model, encoder) to a directory of
+their own files, so a reader never needs pickle and a matrix can be memory-mapped.
+
+How a write becomes visible:
+
+- local paths: the artifact is written into a sibling temporary directory, then swapped in with two renames.
+- object stores, which have no rename: every file is uploaded under a fresh, never reused version prefix
+  (`<artifact>/versions/<id>/...`), then the manifest `<artifact>/artifact.json` naming that version is written
+  last, in one PUT. A single-object PUT is atomic on S3, GCS and Azure, so a reader sees the previous manifest or
+  the new one, never a half-written artifact; a writer killed before the manifest leaves an orphaned version
+  that no manifest names (swept after an hour, like a local staging directory).
 """
 
 from __future__ import annotations
 
+import calendar
+import contextlib
+import hashlib
 import importlib
 import json
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -18,7 +32,10 @@ import dagster as dg
 import pandas as pd
 
 STORAGE_ENV = "INSTRUCTLF_STORAGE"
+LOCAL_COPIES_ENV = "INSTRUCTLF_LOCAL_COPIES"
 _MARKER = "artifact.json"
+_VERSIONS = "versions"
+ABANDONED_AFTER_S = 3600.0
 
 
 def default_storage_root() -> str:
@@ -30,23 +47,84 @@ def default_storage_root() -> str:
     return str(Path(home) / "instructlf")
 
 
+def is_object_store(location: str | Path) -> bool:
+    """True for a URL with a scheme other than file:// (s3://, gs://, memory://, ...)."""
+    text = str(location)
+    return "://" in text and not text.startswith("file://")
+
+
+def join_location(root: str | Path, *parts: str) -> str:
+    """`root/part/...` for a local path or a URL alike (pathlib would turn `s3://b` into `s3:/b`)."""
+    text = str(root)
+    if is_object_store(text):
+        return "/".join([text.rstrip("/"), *parts])
+    return str(Path(text.removeprefix("file://"), *parts))
+
+
+def local_scratch(location: str, name: str) -> Path:
+    """A local directory standing in for `location/name` when `location` is an object store (models, copies)."""
+    if not is_object_store(location):
+        return Path(join_location(location, name))
+    base = Path(os.environ.get(LOCAL_COPIES_ENV) or Path(tempfile.gettempdir()) / "instructlf-local")
+    return base / hashlib.sha256(location.encode()).hexdigest()[:16] / name
+
+
 class InstructLFIOManager(dg.ConfigurableIOManager):
-    """Parquet for tables, self-describing directories for artifacts; one directory per asset and partition."""
+    """Parquet for tables, self-describing directories for artifacts; one location per asset and partition."""
 
     base_dir: str
 
-    def _path(self, context: dg.OutputContext | dg.InputContext) -> Path:
+    def _location(self, context: dg.OutputContext | dg.InputContext) -> str:
         key = context.asset_key.path
         partition = context.asset_partition_key if context.has_asset_partitions else "__all__"
-        return Path(self.base_dir, *key, partition)
+        return join_location(self.base_dir, *key, partition)
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
-        target = self._path(context)
-        write_atomically(target, obj)
-        context.add_output_metadata({"dagster/uri": dg.MetadataValue.path(str(target))})
+        target = self._location(context)
+        write_artifact(target, obj)
+        context.add_output_metadata({"dagster/uri": dg.MetadataValue.path(target)})
 
     def load_input(self, context: dg.InputContext) -> object:
-        return read_artifact(self._path(context))
+        return read_artifact(self._location(context))
+
+
+def write_artifact(location: str | Path, obj: object) -> None:
+    """Store `obj` at a local path or an object-store URL, replacing what was there only once complete."""
+    if is_object_store(location):
+        _write_to_object_store(str(location), obj)
+    else:
+        write_atomically(Path(str(location).removeprefix("file://")), obj)
+
+
+def read_artifact(location: str | Path) -> object:
+    """The artifact at a local path or an object-store URL (the latter through a local, immutable copy)."""
+    if is_object_store(location):
+        return _read_from_object_store(str(location))
+    return _read_local(Path(str(location).removeprefix("file://")))
+
+
+def _save_into(directory: Path, obj: object) -> str:
+    """Write `obj`'s files and marker into `directory`; return its kind."""
+    if isinstance(obj, pd.DataFrame):
+        obj.to_parquet(directory / "table.parquet")
+        kind = "table"
+    elif hasattr(obj, "save") and hasattr(type(obj), "load"):
+        obj.save(directory)
+        kind = f"{type(obj).__module__}:{type(obj).__qualname__}"
+    else:
+        raise TypeError(f"cannot store {type(obj).__name__}: return a DataFrame or an artifact with save/load")
+    (directory / _MARKER).write_text(json.dumps({"kind": kind}))
+    return kind
+
+
+def _load(directory: Path, kind: str) -> object:
+    if kind == "table":
+        return pd.read_parquet(directory / "table.parquet")
+    module, _, name = kind.partition(":")
+    return getattr(importlib.import_module(module), name).load(directory)
+
+
+# Local directories: temporary directory, then two renames.
 
 
 def write_atomically(target: Path, obj: object) -> None:
@@ -61,15 +139,7 @@ def write_atomically(target: Path, obj: object) -> None:
     staging = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        if isinstance(obj, pd.DataFrame):
-            obj.to_parquet(staging / "table.parquet")
-            kind = "table"
-        elif hasattr(obj, "save") and hasattr(type(obj), "load"):
-            obj.save(staging)
-            kind = f"{type(obj).__module__}:{type(obj).__qualname__}"
-        else:
-            raise TypeError(f"cannot store {type(obj).__name__}: return a DataFrame or an artifact with save/load")
-        (staging / _MARKER).write_text(json.dumps({"kind": kind}))
+        _save_into(staging, obj)
         retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
         if target.exists():
             target.rename(retired)
@@ -91,7 +161,7 @@ def _restore_retired(target: Path) -> None:
             candidate.rename(target)
 
 
-def _sweep_abandoned(target: Path, older_than_s: float = 3600.0) -> None:
+def _sweep_abandoned(target: Path, older_than_s: float = ABANDONED_AFTER_S) -> None:
     """Staging directories of killed writers: removed once surely abandoned (a live writer is never that slow)."""
     now = time.time()
     for leftover in target.parent.glob(f".{target.name}.tmp-*"):
@@ -102,15 +172,97 @@ def _sweep_abandoned(target: Path, older_than_s: float = 3600.0) -> None:
             continue
 
 
-def read_artifact(path: Path) -> object:
+def _read_local(path: Path) -> object:
     marker = path / _MARKER
     if not marker.is_file():
         retired = _retired(path) if not path.exists() else []
         if not retired:
             raise FileNotFoundError(f"no stored artifact at {path}; materialize the upstream asset first")
         path, marker = retired[0], retired[0] / _MARKER  # a writer was killed mid-swap; the old version is whole
-    kind = json.loads(marker.read_text())["kind"]
-    if kind == "table":
-        return pd.read_parquet(path / "table.parquet")
-    module, _, name = kind.partition(":")
-    return getattr(importlib.import_module(module), name).load(path)
+    return _load(path, json.loads(marker.read_text())["kind"])
+
+
+# Object stores: immutable version prefixes, then the manifest as the commit.
+
+
+def _filesystem(url: str):
+    import fsspec
+
+    return fsspec.core.url_to_fs(url)
+
+
+def _new_version() -> str:
+    """Sortable by time and unique across writers: `20260101T120000-1a2b3c4d`."""
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+
+
+def _version_age_s(version: str) -> float:
+    try:
+        stamp = time.strptime(version.split("-", 1)[0], "%Y%m%dT%H%M%S")
+    except ValueError:
+        return 0.0
+    return time.time() - calendar.timegm(stamp)
+
+
+def _read_manifest(fs, root: str) -> dict | None:
+    try:
+        return json.loads(fs.cat_file(f"{root}/{_MARKER}"))
+    except FileNotFoundError:
+        return None
+
+
+def _write_to_object_store(url: str, obj: object) -> None:
+    fs, root = _filesystem(url)
+    previous = _read_manifest(fs, root)
+    version = _new_version()
+    with tempfile.TemporaryDirectory(prefix="instructlf-upload-") as scratch:
+        staging = Path(scratch)
+        kind = _save_into(staging, obj)
+        files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+        for name in files:
+            fs.put_file(str(staging / name), f"{root}/{_VERSIONS}/{version}/{name}")
+    manifest = {"kind": kind, "version": version, "files": files, "committed_at": time.time()}
+    fs.pipe_file(f"{root}/{_MARKER}", json.dumps(manifest).encode())  # the commit: one atomic PUT, written last
+    keep = {version, previous["version"] if previous else version}
+    _sweep_versions(fs, root, keep)
+
+
+def _sweep_versions(fs, root: str, keep: set[str], older_than_s: float = ABANDONED_AFTER_S) -> None:
+    """Remove versions neither current nor previous once older than an hour.
+
+    The previous version stays: a reader that read the old manifest a moment ago may still be downloading it.
+    Younger unnamed versions may belong to a live writer of the same partition; their turn comes later.
+    """
+    prefix = f"{root}/{_VERSIONS}"
+    fs.invalidate_cache(prefix)
+    try:
+        versions = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(prefix, detail=False)]
+    except FileNotFoundError:
+        return
+    for version in versions:
+        if version not in keep and _version_age_s(version) > older_than_s:
+            fs.rm(f"{prefix}/{version}", recursive=True)
+
+
+def _read_from_object_store(url: str) -> object:
+    fs, root = _filesystem(url)
+    manifest = _read_manifest(fs, root)
+    if manifest is None:
+        raise FileNotFoundError(f"no stored artifact at {url}; materialize the upstream asset first")
+    copy = local_scratch(url, manifest["version"])
+    if not copy.is_dir():
+        # Versions are immutable, so a complete local copy of one never goes stale; it appears by a local rename.
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{manifest['version']}.tmp-", dir=copy.parent))
+        try:
+            for name in manifest["files"]:
+                (staging / name).parent.mkdir(parents=True, exist_ok=True)
+                fs.get_file(f"{root}/{_VERSIONS}/{manifest['version']}/{name}", str(staging / name))
+            with contextlib.suppress(OSError):  # another reader finished the same copy first
+                staging.rename(copy)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        for older in copy.parent.iterdir():
+            if older.name != copy.name and not older.name.startswith("."):
+                shutil.rmtree(older, ignore_errors=True)
+    return _load(copy, manifest["kind"])

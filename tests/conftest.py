@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,67 @@ def base_model():
     from instructlf_assets.core.embedding import base_model_path, load_encoder
 
     return load_encoder(str(base_model_path()))
+
+
+# The shortest fine-tune the asset tests use (4 steps of 16 pairs): the graph's cost is then mostly imports.
+FAST_TRAINING = {"compatibility_encoder": {"config": {"max_train_pairs": 64, "batch_size": 16, "max_seq_length": 96}}}
+
+
+@dataclass
+class PipelineRun:
+    """One materialization of the whole graph, and a copy of its key artifacts taken as soon as it finished."""
+
+    result: object
+    instance: object
+    resources: dict
+    storage: Path
+    proposals: object
+    vocabulary: object
+    scores: np.ndarray
+    factors: object
+
+
+@pytest.fixture(scope="session")
+def tiny_in_process(tmp_path_factory):
+    """`tiny` (90 documents) materialized in-process: the asset tests' subject and the executors' reference.
+
+    Later tests overwrite some of its artifacts on purpose (a degenerate encoder, bad input), so what other
+    tests compare against is the copy taken right after this run.
+    """
+    import dagster as dg
+
+    from instructlf_assets.assets import PIPELINE, SOURCES
+    from instructlf_assets.partitions import PARTITIONS_NAME
+    from resources import EncoderResource, InstructLFIOManager, ProposerResource
+    from resources.storage import read_artifact
+
+    storage = tmp_path_factory.mktemp("storage")
+    resources = {
+        "io_manager": InstructLFIOManager(base_dir=str(storage)),
+        "encoder": EncoderResource(),
+        "proposer": ProposerResource(cache_dir=str(storage / "llm_cache")),
+    }
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(PARTITIONS_NAME, ["demo", "tiny"])
+        result = dg.materialize(
+            [*SOURCES, *PIPELINE],
+            partition_key="tiny",
+            instance=instance,
+            resources=resources,
+            run_config=dg.RunConfig(FAST_TRAINING),
+            raise_on_error=False,
+        )
+
+        def artifact(name: str):
+            return read_artifact(storage / name / "tiny")
+
+        yield PipelineRun(
+            result=result,
+            instance=instance,
+            resources=resources,
+            storage=storage,
+            proposals=artifact("property_proposals") if result.success else None,
+            vocabulary=artifact("property_vocabulary") if result.success else None,
+            scores=np.array(artifact("property_scores").values) if result.success else None,
+            factors=artifact("latent_factors") if result.success else None,
+        )

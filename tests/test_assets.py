@@ -9,35 +9,14 @@ import pytest
 
 from definitions import defs
 from instructlf_assets.assets import PIPELINE, SOURCES
-from instructlf_assets.partitions import PARTITIONS_NAME
 from instructlf_assets.staleness import stale_or_missing
-from resources import EncoderResource, InstructLFIOManager, ProposerResource
+from resources import EncoderResource
 from resources.storage import read_artifact
-
-SMALL_TRAINING = dg.RunConfig(
-    {"compatibility_encoder": {"config": {"max_train_pairs": 64, "batch_size": 16, "max_seq_length": 96}}}
-)
 
 
 @pytest.fixture(scope="module")
-def materialized(tmp_path_factory):
-    storage = tmp_path_factory.mktemp("storage")
-    resources = {
-        "io_manager": InstructLFIOManager(base_dir=str(storage)),
-        "encoder": EncoderResource(),
-        "proposer": ProposerResource(cache_dir=str(storage / "llm_cache")),
-    }
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(PARTITIONS_NAME, ["demo", "tiny"])
-        result = dg.materialize(
-            [*SOURCES, *PIPELINE],
-            partition_key="tiny",
-            instance=instance,
-            resources=resources,
-            run_config=SMALL_TRAINING,
-            raise_on_error=False,
-        )
-        yield result, instance, resources
+def materialized(tiny_in_process):
+    return tiny_in_process.result, tiny_in_process.instance, tiny_in_process.resources
 
 
 def test_every_stage_materializes(materialized):
@@ -142,3 +121,22 @@ def test_nan_scores_from_a_degenerate_encoder_stop_at_the_blocking_check(materia
     assert not result.success
     assert "latent_factors" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     pd.testing.assert_frame_equal(read_artifact(storage / "latent_factors" / "tiny").factors, factors_before)
+
+
+def test_a_matrix_over_the_threshold_is_streamed_to_disk_and_stores_the_same_values(materialized, tiny_in_process):
+    _, instance, resources = materialized
+    storage = Path(resources["io_manager"].base_dir)
+    in_memory = tiny_in_process.scores  # as first built, in memory (a test above stores a NaN matrix since)
+    result = dg.materialize(
+        [*SOURCES, *PIPELINE],
+        selection=["property_scores"],
+        partition_key="tiny",
+        instance=instance,
+        resources=resources,
+        run_config={"ops": {"property_scores": {"config": {"stream_above_mb": 0, "chunk_size": 7}}}},
+    )
+    [event] = result.get_asset_materialization_events()
+    assert event.materialization.metadata["built"].value == "streamed to disk"
+    stored = read_artifact(storage / "property_scores" / "tiny").values
+    np.testing.assert_allclose(stored, in_memory, atol=1e-6)
+    assert all(e.passed for e in result.get_asset_check_evaluations())

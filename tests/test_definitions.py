@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from definitions import defs
 from instructlf_assets.assets import OBSERVE_JOB, PIPELINE_JOB
@@ -45,3 +46,34 @@ def test_workspace_loads_for_dagster_dev():
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["multiprocess", "in_process", "dask", "k8s", "celery"])
+def test_executor_and_storage_are_chosen_by_the_environment_alone(name, monkeypatch):
+    from definitions import executor_from_environment, resources_from_environment
+    from instructlf_assets.assets import PIPELINE, SOURCES, pipeline_job
+
+    monkeypatch.setenv("INSTRUCTLF_EXECUTOR", name)
+    monkeypatch.setenv("INSTRUCTLF_STORAGE", "s3://bucket/prefix")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-forwarded")
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://scheduler:8786")
+    resources = resources_from_environment()
+    assert resources["io_manager"].base_dir == "s3://bucket/prefix"
+    assert resources["proposer"].cache_dir == "s3://bucket/prefix/llm_cache"
+    job = dg.Definitions(
+        assets=[*SOURCES, *PIPELINE], jobs=[pipeline_job], executor=executor_from_environment(), resources=resources
+    ).resolve_job_def(PIPELINE_JOB)
+    assert job.executor_def.name == name
+    execution = dg.validate_run_config(job, {})["execution"][name]
+    if name == "dask":
+        assert execution["cluster"] == {"existing": {"address": "tcp://scheduler:8786"}}
+    if name == "k8s":
+        assert "INSTRUCTLF_STORAGE" in execution["env_vars"] and "OPENAI_API_KEY" not in execution["env_vars"]
+
+
+def test_an_unknown_executor_is_named_with_the_choices(monkeypatch):
+    from definitions import executor_from_environment
+
+    monkeypatch.setenv("INSTRUCTLF_EXECUTOR", "spark")
+    with pytest.raises(ValueError, match="INSTRUCTLF_EXECUTOR is 'spark'; expected one of multiprocess, in_process"):
+        executor_from_environment()

@@ -1,3 +1,6 @@
+import json
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,3 +68,102 @@ def test_abandoned_staging_directories_are_swept(tmp_path):
     recent.mkdir()
     write_atomically(tmp_path / "t", pd.DataFrame({"a": [1]}))
     assert not abandoned.exists() and recent.exists(), "a recent staging dir may belong to a live writer"
+
+
+# Object stores (any fsspec URL; memory:// stands in for s3:// here): versions, then the manifest as the commit.
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    import fsspec
+
+    monkeypatch.setenv("INSTRUCTLF_LOCAL_COPIES", str(tmp_path / "copies"))
+    fs = fsspec.filesystem("memory")
+    root = f"/instructlf-{tmp_path.name}"
+    yield fs, root
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def test_object_store_round_trip_through_a_manifest_written_last(store):
+    from resources.storage import write_artifact
+
+    fs, root = store
+    matrix = ScoreMatrix(np.eye(3, dtype=np.float32), np.array(["d1", "d2", "d3"]), np.array(["p0", "p1", "p2"]))
+    write_artifact(f"memory://{root}/m", matrix)
+    manifest = json.loads(fs.cat_file(f"{root}/m/artifact.json"))
+    assert sorted(manifest["files"]) == ["artifact.json", "columns.parquet", "rows.parquet", "scores.npy"]
+    assert all(fs.exists(f"{root}/m/versions/{manifest['version']}/{name}") for name in manifest["files"])
+    loaded = read_artifact(f"memory://{root}/m")
+    assert np.array_equal(loaded.values, matrix.values) and list(loaded.doc_ids) == ["d1", "d2", "d3"]
+
+
+def test_object_store_failed_write_keeps_the_committed_version(store):
+    from resources.storage import write_artifact
+
+    fs, root = store
+    write_artifact(f"memory://{root}/t", pd.DataFrame({"a": [1]}))
+
+    class NewVersion:
+        def save(self, directory):
+            (directory / "new.bin").write_bytes(b"uploaded, never committed")
+
+        @classmethod
+        def load(cls, directory):  # pragma: no cover - never reached
+            return cls()
+
+    with pytest.MonkeyPatch.context() as patch:
+        # The files are uploaded, then the connection drops on the manifest PUT that would commit them.
+        patch.setattr(type(fs), "pipe_file", lambda *a, **k: (_ for _ in ()).throw(OSError("connection reset")))
+        with pytest.raises(OSError, match="connection reset"):
+            write_artifact(f"memory://{root}/t", NewVersion())
+    assert read_artifact(f"memory://{root}/t")["a"].tolist() == [1]
+    assert len(fs.ls(f"{root}/t/versions")) == 2, "the orphaned upload stays until surely abandoned"
+
+
+def test_object_store_keeps_current_and_previous_and_sweeps_old_orphans(store):
+    from resources.storage import write_artifact
+
+    fs, root = store
+    fs.pipe_file(f"{root}/t/versions/20200101T000000-0badc0de/table.parquet", b"orphan of a killed writer")
+    young = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-1234abcd"
+    fs.pipe_file(f"{root}/t/versions/{young}/table.parquet", b"maybe a live writer")
+    for value in (1, 2, 3):
+        write_artifact(f"memory://{root}/t", pd.DataFrame({"a": [value]}))
+    versions = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(f"{root}/t/versions", detail=False)}
+    assert "20200101T000000-0badc0de" not in versions and young in versions
+    assert len(versions) == 4, "young orphan + versions of writes 1 (not yet an hour old), 2 (previous), 3 (current)"
+    assert read_artifact(f"memory://{root}/t")["a"].tolist() == [3]
+
+
+def test_object_store_missing_artifact_says_what_to_do(store):
+    _, root = store
+    with pytest.raises(FileNotFoundError, match="materialize the upstream asset first"):
+        read_artifact(f"memory://{root}/nothing")
+
+
+def test_locations_join_for_paths_and_urls(tmp_path):
+    from resources.storage import is_object_store, join_location
+
+    assert join_location("s3://bucket/prefix/", "scores", "demo") == "s3://bucket/prefix/scores/demo"
+    assert join_location(str(tmp_path), "scores", "demo") == str(tmp_path / "scores" / "demo")
+    assert join_location(f"file://{tmp_path}", "x") == str(tmp_path / "x")
+    assert is_object_store("gs://b") and not is_object_store(str(tmp_path)) and not is_object_store("file:///x")
+
+
+def test_object_store_reply_cache_is_one_object_per_reply_and_safe_for_many_writers(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from resources.llm_cache import ObjectStoreResponseCache, open_response_cache
+
+    fs, root = store
+    cache = open_response_cache(f"memory://{root}/llm_cache")
+    assert isinstance(cache, ObjectStoreResponseCache)
+    keys = [f"{i:02x}{'k' * 10}" for i in range(40)]
+    with ThreadPoolExecutor(8) as pool:  # every key written twice, concurrently: the last PUT wins, both valid
+        list(pool.map(lambda key: cache.put(key, f"reply {key}", {"prompt_tokens": 2}), keys + keys))
+    assert all(cache.get(key) == f"reply {key}" for key in keys)
+    assert cache.get("ffmissing") is None
+    stats = cache.stats()
+    assert stats["entries"] == 40 and stats["stored_prompt_tokens"] == 80 and stats["writes"] == 80
+    assert len(fs.find(f"{root}/llm_cache/replies")) == 40
