@@ -101,21 +101,26 @@ class ProposerResource(dg.ConfigurableResource):
         """`propose` on runs of `chunk_size` documents, spread over the Dask cluster when the step runs on one.
 
         Every document's proposals depend on that document (and the goal) only, so the concatenated chunks are
-        the single-pass table; chunks run as separate tasks, so the log callback stays with serial runs.
+        the single-pass table. On Dask each chunk task runs its own LLM client, so `concurrency` applies per task.
         """
         chunks = split_rows(documents, chunk_size)
         if len(chunks) == 1:
             return self.propose(documents, spec, encoder, log=log)
-        where = "dask" if on_dask_worker() else "this process"
+        distributed = on_dask_worker()
+        where = "dask" if distributed else "this process"
         log(f"{len(documents)} documents in {len(chunks)} chunks of up to {chunk_size}, run on {where}")
-        # Plain values travel to the workers, never the API key: each worker reads it from its own environment.
-        task = partial(
-            _propose_chunk,
-            proposer=(type(self), resource_fields(self, leave_out={"api_key"})),
-            encoder=(type(encoder), resource_fields(encoder)),
-            spec=spec,
-        )
-        run = ProposalRun.concatenate(map_chunks(task, chunks))
+        if distributed:
+            # Plain values travel to the workers, never the API key: each worker reads it from its environment.
+            task = partial(
+                _propose_chunk,
+                proposer=(type(self), resource_fields(self, leave_out={"api_key"})),
+                encoder=(type(encoder), resource_fields(encoder)),
+                spec=spec,
+            )
+            runs = map_chunks(task, chunks)
+        else:
+            runs = [self.propose(chunk, spec, encoder, log=log) for chunk in chunks]
+        run = ProposalRun.concatenate(runs)
         run.stats["chunks_ran_on"] = where
         return run
 
