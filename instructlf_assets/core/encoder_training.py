@@ -47,7 +47,7 @@ class TrainingOptions:
     max_train_pairs: int = 640
     max_seq_length: int = 128
     freeze_embeddings: bool = True
-    freeze_layers: int = 0
+    freeze_layers: int = 3
     seed: int = 0
     head_epochs: int = 20
     head_learning_rate: float = 1e-3
