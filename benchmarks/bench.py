@@ -389,38 +389,46 @@ def run_demo() -> dict[str, object]:
 # --------------------------------------------------------------------------------------------------------
 
 
-def run_all(plan: Plan) -> dict[str, object]:
+SECTIONS = ("memory", "corex", "scoring", "demo")
+
+
+def run_all(plan: Plan, sections: Sequence[str] = SECTIONS) -> dict[str, object]:
     started = time.perf_counter()
     say = lambda text: print(f"[bench] {text}", file=sys.stderr, flush=True)  # noqa: E731
-    say("scoring memory")  # first, while this process is small (children start as forks of it)
-    memory = [measure_rss(s, plan.rss_docs, plan.rss_properties, plan.rss_chunk) for s in ("streamed", "memmap")]
-    corex = []
-    for size in plan.corex_sizes:
-        say(f"corex {size}")
-        corex.append(compare_corex(*size))
-    say("scoring speedup")
-    scoring = compare_scoring(plan.scoring_docs, plan.scoring_properties)
-    demo = None
-    if plan.run_demo:
+    memory, corex, scoring, demo = [], [], None, None
+    if "memory" in sections:
+        say("scoring memory")  # first, while this process is small (children start as forks of it)
+        memory = [measure_rss(s, plan.rss_docs, plan.rss_properties, plan.rss_chunk) for s in ("streamed", "memmap")]
+    if "corex" in sections:
+        for size in plan.corex_sizes:
+            say(f"corex {size}")
+            corex.append(compare_corex(*size))
+    if "scoring" in sections:
+        say("scoring speedup")
+        scoring = compare_scoring(plan.scoring_docs, plan.scoring_properties)
+    if "demo" in sections and plan.run_demo:
         say("demo")
         demo = run_demo()
-    largest = corex[-1]
+    largest = corex[-1] if corex else {}
     return {
         "mode": plan.mode,
+        "sections": list(sections),
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs visible, Python {platform.python_version()}",
-        "corex_time_ratio_vs_linearcorex": largest["time_ratio"],
-        "corex_tc_ratio_vs_linearcorex": largest["tc_ratio"],
-        "corex_ratio_size": f"{largest['shape']}, m={largest['n_factors']}",
-        "corex_worst_time_ratio": max(max(c["time_ratio"], c.get("time_ratio_vs_1_blas_thread", 0)) for c in corex),
-        "corex_worst_tc_ratio": min(c["tc_ratio"] for c in corex),
-        "score_matrix_speedup_vs_loop": scoring["speedup"],
-        "score_matrix_peak_rss_mb_100k_x_5k": memory[0]["peak_rss_mb"] if plan.rss_docs == 100_000 else None,
+        "corex_time_ratio_vs_linearcorex": largest.get("time_ratio"),
+        "corex_tc_ratio_vs_linearcorex": largest.get("tc_ratio"),
+        "corex_ratio_size": f"{largest['shape']}, m={largest['n_factors']}" if largest else None,
+        "corex_worst_time_ratio": max(
+            (max(c["time_ratio"], c.get("time_ratio_vs_1_blas_thread", 0)) for c in corex), default=None
+        ),
+        "corex_worst_tc_ratio": min((c["tc_ratio"] for c in corex), default=None),
+        "score_matrix_speedup_vs_loop": scoring["speedup"] if scoring else None,
+        "score_matrix_peak_rss_mb_100k_x_5k": memory[0]["peak_rss_mb"] if memory and plan.rss_docs == 100_000 else None,
         "demo_end_to_end_s": demo["demo_end_to_end_s"] if demo else None,
         "corex": corex,
         "scoring": scoring,
         "memory": memory,
-        "demo": demo if demo else "skipped in quick mode (the encoder fine-tuning alone takes minutes on 2 cores)",
+        "demo": demo if demo else "not run (quick mode skips it: the encoder fine-tuning alone takes minutes)",
         "bench_wall_s": round(time.perf_counter() - started, 1),
     }
 
@@ -439,14 +447,16 @@ def format_table(results: dict[str, object]) -> str:
             lines.append(f"{'':<16} theirs with 1 BLAS thread {c['linearcorex_1_blas_thread_s']:.2f} s, "
                          f"time x {c['time_ratio_vs_1_blas_thread']:.3f}")  # fmt: skip
     s = results["scoring"]
-    lines += [
-        "",
-        f"Score matrix {s['n_documents']} docs x {s['n_properties']} properties, MiniLM on CPU",
-        f"  batched {s['batched_s']:.2f} s, one-at-a-time loop {s['naive_loop_s']:.2f} s, speedup {s['speedup']:.1f}x",
-        f"  (comparison alone: {s['compare_only_speedup']:.0f}x), allclose={s['allclose_atol_1e-4']}",
-        f"  with 1 torch thread: batched {s['one_torch_thread']['batched_s']:.2f} s, loop "
-        f"{s['one_torch_thread']['naive_loop_s']:.2f} s, speedup {s['one_torch_thread']['speedup']:.1f}x",
-    ]
+    if s:
+        lines += [
+            "",
+            f"Score matrix {s['n_documents']} docs x {s['n_properties']} properties, MiniLM on CPU",
+            f"  batched {s['batched_s']:.2f} s, one-at-a-time loop {s['naive_loop_s']:.2f} s, "
+            f"speedup {s['speedup']:.1f}x",
+            f"  (comparison alone: {s['compare_only_speedup']:.0f}x), allclose={s['allclose_atol_1e-4']}",
+            f"  with 1 torch thread: batched {s['one_torch_thread']['batched_s']:.2f} s, loop "
+            f"{s['one_torch_thread']['naive_loop_s']:.2f} s, speedup {s['one_torch_thread']['speedup']:.1f}x",
+        ]
     lines += ["", "Peak RSS building the score matrix (child process)"]
     for m in results["memory"]:
         size = f"{m['n_documents']} x {m['n_properties']}, chunk {m['chunk_size']}"
@@ -466,6 +476,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, no demo run (under 5 minutes)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these")
     parser.add_argument("--rss-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
@@ -473,7 +484,7 @@ def main() -> None:
         rss_child(storage, int(n_documents), int(n_properties), int(chunk), path)
         return
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the result and nothing else
-        results = run_all(QUICK if args.quick else FULL)
+        results = run_all(QUICK if args.quick else FULL, args.sections)
     print(json.dumps(results, indent=2) if args.json else format_table(results))
 
 
