@@ -74,6 +74,28 @@ def _prepare_environment() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # model loading bars would bury the CLI's report
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     warnings.filterwarnings("ignore")
+    _initialise_instance(home)
+
+
+def _initialise_instance(home: Path) -> None:
+    """Create a fresh home's SQLite storages once, under a file lock.
+
+    Two commands started at the same moment on a new home would otherwise both run Dagster's schema setup, and
+    one of them failed with "UNIQUE constraint failed: alembic_version" (seen with two partitions run at once).
+    """
+    marker = home / ".instructlf-initialised"
+    if marker.exists():
+        return
+    import fcntl
+
+    import dagster as dg
+
+    with open(home / ".instructlf-init.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            with dg.DagsterInstance.get():
+                pass
+            marker.touch()
 
 
 def _datasets(args: argparse.Namespace) -> int:
