@@ -49,11 +49,11 @@ def cache_key(model: str, messages: Sequence[Mapping[str, str]]) -> str:
 
 def open_response_cache(location: str | Path) -> ResponseCache | ObjectStoreResponseCache:
     """The cache for a storage location: SQLite in a local directory, one object per reply on an object store."""
-    from .storage import is_object_store
+    from .storage import is_object_store, local_path
 
     if is_object_store(location):
         return ObjectStoreResponseCache(str(location))
-    return ResponseCache(Path(str(location).removeprefix("file://")))
+    return ResponseCache(local_path(location))
 
 
 class ResponseCache:
@@ -140,10 +140,10 @@ class ObjectStoreResponseCache:
     """The same interface as `ResponseCache`, one object per reply under an fsspec URL (safe for many writers)."""
 
     def __init__(self, location: str) -> None:
-        import fsspec
+        from .storage import filesystem
 
         self.path = location.rstrip("/")
-        self._fs, self._root = fsspec.core.url_to_fs(self.path)
+        self._fs, self._root = filesystem(self.path)
         self._lock = threading.Lock()
         self._counts = {"hits": 0, "misses": 0, "writes": 0}
 

@@ -53,12 +53,17 @@ def is_object_store(location: str | Path) -> bool:
     return "://" in text and not text.startswith("file://")
 
 
+def local_path(location: str | Path) -> Path:
+    """The directory a local location names (a plain path or a file:// URL)."""
+    return Path(str(location).removeprefix("file://"))
+
+
 def join_location(root: str | Path, *parts: str) -> str:
     """`root/part/...` for a local path or a URL alike (pathlib would turn `s3://b` into `s3:/b`)."""
     text = str(root)
     if is_object_store(text):
         return "/".join([text.rstrip("/"), *parts])
-    return str(Path(text.removeprefix("file://"), *parts))
+    return str(local_path(text).joinpath(*parts))
 
 
 def local_scratch(location: str, name: str) -> Path:
@@ -93,14 +98,14 @@ def write_artifact(location: str | Path, obj: object) -> None:
     if is_object_store(location):
         _write_to_object_store(str(location), obj)
     else:
-        write_atomically(Path(str(location).removeprefix("file://")), obj)
+        write_atomically(local_path(location), obj)
 
 
 def read_artifact(location: str | Path) -> object:
     """The artifact at a local path or an object-store URL (the latter through a local, immutable copy)."""
     if is_object_store(location):
         return _read_from_object_store(str(location))
-    return _read_local(Path(str(location).removeprefix("file://")))
+    return _read_local(local_path(location))
 
 
 def _save_into(directory: Path, obj: object) -> str:
@@ -185,7 +190,8 @@ def _read_local(path: Path) -> object:
 # Object stores: immutable version prefixes, then the manifest as the commit.
 
 
-def _filesystem(url: str):
+def filesystem(url: str):
+    """(fsspec filesystem, path within it) for an object-store URL."""
     import fsspec
 
     return fsspec.core.url_to_fs(url)
@@ -212,7 +218,7 @@ def _read_manifest(fs, root: str) -> dict | None:
 
 
 def _write_to_object_store(url: str, obj: object) -> None:
-    fs, root = _filesystem(url)
+    fs, root = filesystem(url)
     previous = _read_manifest(fs, root)
     version = _new_version()
     with tempfile.TemporaryDirectory(prefix="instructlf-upload-") as scratch:
@@ -245,7 +251,7 @@ def _sweep_versions(fs, root: str, keep: set[str], older_than_s: float = ABANDON
 
 
 def _read_from_object_store(url: str) -> object:
-    fs, root = _filesystem(url)
+    fs, root = filesystem(url)
     manifest = _read_manifest(fs, root)
     if manifest is None:
         raise FileNotFoundError(f"no stored artifact at {url}; materialize the upstream asset first")
