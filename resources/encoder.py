@@ -35,10 +35,16 @@ class EncoderResource(dg.ConfigurableResource):
         return load_encoder(self.base_path(), self.resolved_device())
 
     def load_fresh(self, path: str | None = None) -> SentenceTransformer:
-        """A private copy (for training, which changes weights in place)."""
+        """A private copy (for training, which changes weights in place); never runs code shipped with the model.
+
+        `path` may be a stored encoder directory, so `trust_remote_code=False` is explicit: a tampered
+        `config.json` asking for custom modelling code is not honoured.
+        """
         from sentence_transformers import SentenceTransformer
 
-        return SentenceTransformer(path or self.base_path(), device=self.resolved_device(), local_files_only=True)
+        return SentenceTransformer(
+            path or self.base_path(), device=self.resolved_device(), local_files_only=True, trust_remote_code=False
+        )
 
     def embedder(self, model: SentenceTransformer) -> Embedder:
         def embed(texts: Sequence[str]) -> np.ndarray:

@@ -113,7 +113,10 @@ def _load(model_dir: Path | None, gguf_file: str, converted_dir: Path | None) ->
     """From `converted_dir` when a previous load saved it there, else from the GGUF (then saved if asked)."""
     if converted_dir is not None and (Path(converted_dir) / "config.json").is_file():
         auto_model, auto_tokenizer = _transformers()
-        return _eval(auto_tokenizer.from_pretrained(converted_dir), auto_model.from_pretrained(converted_dir))
+        # The converted copy lives in the cache directory, which is storage, not code: no remote code, no pickle.
+        tokenizer = auto_tokenizer.from_pretrained(converted_dir, trust_remote_code=False)
+        model = auto_model.from_pretrained(converted_dir, trust_remote_code=False, use_safetensors=True)
+        return _eval(tokenizer, model)
     source = Path(model_dir) if model_dir is not None else packaged_gguf_dir()
     if not (source / gguf_file).is_file():
         raise ProposerError(f"local LLM back end: {source / gguf_file} does not exist; run `{INSTALL_HINT}`")

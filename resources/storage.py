@@ -4,6 +4,10 @@ The root is a local directory or any fsspec URL (`s3://bucket/prefix`, `gs://...
 $INSTRUCTLF_STORAGE. Tables go to Parquet, artifacts (score matrix, factor model, encoder) to a directory of
 their own files, so a reader never needs pickle and a matrix can be memory-mapped.
 
+Every artifact directory carries a manifest, `artifact.json`, naming its kind: `table` or one of the short names
+in `instructlf_assets.core.artifacts.ARTIFACT_KINDS`. The manifest never decides what code runs: a kind outside
+that fixed table (a tampered `{"kind": "os:system"}`) is refused with an `ArtifactError` and nothing is imported.
+
 How a write becomes visible:
 
 - local paths: the artifact is written into a sibling temporary directory, then swapped in with two renames.
@@ -19,9 +23,9 @@ from __future__ import annotations
 import calendar
 import contextlib
 import hashlib
-import importlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -31,11 +35,16 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from instructlf_assets.core.artifacts import ARTIFACT_KINDS, LEGACY_KINDS, artifact_kind
+from instructlf_assets.core.errors import ArtifactError
+
 STORAGE_ENV = "INSTRUCTLF_STORAGE"
 LOCAL_COPIES_ENV = "INSTRUCTLF_LOCAL_COPIES"
 _MARKER = "artifact.json"
 _VERSIONS = "versions"
 ABANDONED_AFTER_S = 3600.0
+TABLE_KIND = "table"
+_VERSION_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{8}$")
 
 
 def default_storage_root() -> str:
@@ -109,24 +118,47 @@ def read_artifact(location: str | Path) -> object:
 
 
 def _save_into(directory: Path, obj: object) -> str:
-    """Write `obj`'s files and marker into `directory`; return its kind."""
+    """Write `obj`'s files and manifest into `directory`; return its kind."""
     if isinstance(obj, pd.DataFrame):
         obj.to_parquet(directory / "table.parquet")
-        kind = "table"
-    elif hasattr(obj, "save") and hasattr(type(obj), "load"):
-        obj.save(directory)
-        kind = f"{type(obj).__module__}:{type(obj).__qualname__}"
+        kind = TABLE_KIND
     else:
-        raise TypeError(f"cannot store {type(obj).__name__}: return a DataFrame or an artifact with save/load")
+        kind = artifact_kind(obj)
+        if kind is None:
+            raise TypeError(
+                f"cannot store {type(obj).__name__}: return a DataFrame or an artifact registered in "
+                f"instructlf_assets.core.artifacts.ARTIFACT_KINDS ({', '.join(sorted(ARTIFACT_KINDS))})"
+            )
+        obj.save(directory)  # type: ignore[attr-defined]
     (directory / _MARKER).write_text(json.dumps({"kind": kind}))
     return kind
 
 
 def _load(directory: Path, kind: str) -> object:
-    if kind == "table":
+    if kind == TABLE_KIND:
         return pd.read_parquet(directory / "table.parquet")
-    module, _, name = kind.partition(":")
-    return getattr(importlib.import_module(module), name).load(directory)
+    return ARTIFACT_KINDS[kind].load(directory)  # type: ignore[attr-defined]
+
+
+def _manifest_kind(location: str | Path, manifest: object) -> str:
+    """The registered kind a manifest names (old `module:Class` names of the project's classes map onto theirs).
+
+    Anything else is refused before any code is chosen by it, so a tampered manifest imports nothing.
+    """
+    kind = manifest.get("kind") if isinstance(manifest, dict) else None
+    kind = LEGACY_KINDS.get(kind, kind) if isinstance(kind, str) else kind
+    if not isinstance(kind, str) or (kind != TABLE_KIND and kind not in ARTIFACT_KINDS):
+        known = ", ".join([TABLE_KIND, *sorted(ARTIFACT_KINDS)])
+        raise ArtifactError(
+            f"stored artifact at {location}: {_MARKER} names kind {_printable(kind)}, not one of {known}; "
+            "refusing to load it (re-materialize the asset to rewrite it)"
+        )
+    return kind
+
+
+def _printable(value: object) -> str:
+    """A manifest value quoted on one line and bounded, whatever a tamperer put there."""
+    return repr(value)[:120]
 
 
 # Local directories: temporary directory, then two renames.
@@ -184,7 +216,16 @@ def _read_local(path: Path) -> object:
         if not retired:
             raise FileNotFoundError(f"no stored artifact at {path}; materialize the upstream asset first")
         path, marker = retired[0], retired[0] / _MARKER  # a writer was killed mid-swap; the old version is whole
-    return _load(path, json.loads(marker.read_text())["kind"])
+    return _load(path, _manifest_kind(path, _parse_manifest(path, marker.read_bytes())))
+
+
+def _parse_manifest(location: str | Path, content: bytes) -> object:
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        raise ArtifactError(
+            f"stored artifact at {location}: {_MARKER} is not valid JSON; re-materialize the asset to rewrite it"
+        ) from None
 
 
 # Object stores: immutable version prefixes, then the manifest as the commit.
@@ -210,11 +251,32 @@ def _version_age_s(version: str) -> float:
     return time.time() - calendar.timegm(stamp)
 
 
-def _read_manifest(fs, root: str) -> dict | None:
+def _read_manifest(fs, root: str) -> object | None:
     try:
-        return json.loads(fs.cat_file(f"{root}/{_MARKER}"))
+        content = fs.cat_file(f"{root}/{_MARKER}")
     except FileNotFoundError:
         return None
+    return _parse_manifest(root, content)
+
+
+def _checked_manifest(url: str, manifest: object) -> tuple[str, str, list[str]]:
+    """(kind, version, files) of an object-store manifest, each refused unless it is what a writer here writes.
+
+    The version and file names become local paths, so one like `../../x` would write outside the copy.
+    """
+    kind = _manifest_kind(url, manifest)
+    assert isinstance(manifest, dict)  # _manifest_kind refused anything else
+    version, files = manifest.get("version"), manifest.get("files")
+    if not isinstance(version, str) or not _VERSION_NAME.match(version):
+        raise ArtifactError(f"stored artifact at {url}: {_MARKER} names version {_printable(version)}; refusing it")
+    if not isinstance(files, list) or not all(isinstance(f, str) and _is_plain_relative(f) for f in files):
+        raise ArtifactError(f"stored artifact at {url}: {_MARKER} lists unsafe file names; refusing it")
+    return kind, version, files
+
+
+def _is_plain_relative(name: str) -> bool:
+    parts = name.split("/")
+    return bool(name) and "\\" not in name and all(part not in ("", ".", "..") for part in parts)
 
 
 def _write_to_object_store(url: str, obj: object) -> None:
@@ -229,7 +291,8 @@ def _write_to_object_store(url: str, obj: object) -> None:
             fs.put_file(str(staging / name), f"{root}/{_VERSIONS}/{version}/{name}")
     manifest = {"kind": kind, "version": version, "files": files, "committed_at": time.time()}
     fs.pipe_file(f"{root}/{_MARKER}", json.dumps(manifest).encode())  # the commit: one atomic PUT, written last
-    keep = {version, previous["version"] if previous else version}
+    previous_version = previous.get("version") if isinstance(previous, dict) else None
+    keep = {version, previous_version if isinstance(previous_version, str) else version}
     _sweep_versions(fs, root, keep)
 
 
@@ -255,15 +318,16 @@ def _read_from_object_store(url: str) -> object:
     manifest = _read_manifest(fs, root)
     if manifest is None:
         raise FileNotFoundError(f"no stored artifact at {url}; materialize the upstream asset first")
-    copy = local_scratch(url, manifest["version"])
+    kind, version, files = _checked_manifest(url, manifest)
+    copy = local_scratch(url, version)
     if not copy.is_dir():
         # Versions are immutable, so a complete local copy of one never goes stale; it appears by a local rename.
         copy.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{manifest['version']}.tmp-", dir=copy.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=copy.parent))
         try:
-            for name in manifest["files"]:
+            for name in files:
                 (staging / name).parent.mkdir(parents=True, exist_ok=True)
-                fs.get_file(f"{root}/{_VERSIONS}/{manifest['version']}/{name}", str(staging / name))
+                fs.get_file(f"{root}/{_VERSIONS}/{version}/{name}", str(staging / name))
             with contextlib.suppress(OSError):  # another reader finished the same copy first
                 staging.rename(copy)
         finally:
@@ -271,4 +335,4 @@ def _read_from_object_store(url: str) -> object:
         for older in copy.parent.iterdir():
             if older.name != copy.name and not older.name.startswith("."):
                 shutil.rmtree(older, ignore_errors=True)
-    return _load(copy, manifest["kind"])
+    return _load(copy, kind)

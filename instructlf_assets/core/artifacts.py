@@ -1,6 +1,8 @@
 """Stored artifacts that are not plain tables: each knows how to save itself into, and load from, a directory.
 
 The IO manager writes them atomically (temporary directory, then rename), so a crash never leaves half an artifact.
+Which class reads a stored directory is decided here, by a fixed table of short kind names (`ARTIFACT_KINDS`),
+never by the stored manifest: a manifest only names a kind, and a kind this table lacks is refused.
 """
 
 from __future__ import annotations
@@ -91,3 +93,15 @@ class FactorModel:
             pd.read_parquet(directory / "document_scores.parquet"),
             json.loads((directory / "summary.json").read_text()),
         )
+
+
+# The only classes a stored manifest may name. `table` (a DataFrame as Parquet) is the IO manager's own kind.
+ARTIFACT_KINDS: dict[str, type] = {"encoder": EncoderArtifact, "score_matrix": ScoreMatrix, "factor_model": FactorModel}
+
+# Manifests written before the registry recorded `module:Class`; the project's own classes map onto their kinds.
+LEGACY_KINDS: dict[str, str] = {f"{cls.__module__}:{cls.__qualname__}": name for name, cls in ARTIFACT_KINDS.items()}
+
+
+def artifact_kind(obj: object) -> str | None:
+    """The registered kind name of `obj`'s exact class, or None (a subclass could load as something else)."""
+    return next((name for name, cls in ARTIFACT_KINDS.items() if type(obj) is cls), None)

@@ -25,3 +25,7 @@ class FactorModelError(InstructLFError):
 
 class RunConfigError(InstructLFError):
     """Asset config given to `instructlf run --config` does not match the assets' Config schemas."""
+
+
+class ArtifactError(InstructLFError):
+    """A stored artifact's manifest is unreadable or names a kind this code does not know; nothing is loaded."""

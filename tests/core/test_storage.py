@@ -19,20 +19,20 @@ def test_tables_and_matrices_round_trip(tmp_path):
     assert isinstance(loaded.values, np.memmap) and np.array_equal(loaded.values, matrix.values)
 
 
-def test_a_failed_write_keeps_the_previous_artifact(tmp_path):
+def a_matrix() -> ScoreMatrix:
+    return ScoreMatrix(np.eye(2, dtype=np.float32), np.array(["d1", "d2"]), np.array(["p0", "p1"]))
+
+
+def test_a_failed_write_keeps_the_previous_artifact(tmp_path, monkeypatch):
     write_atomically(tmp_path / "t", pd.DataFrame({"a": [1]}))
 
-    class Exploding:
-        def save(self, directory):
-            (directory / "half.bin").write_bytes(b"partial")
-            raise RuntimeError("disk full")
+    def exploding_save(self, directory):
+        (directory / "half.bin").write_bytes(b"partial")
+        raise RuntimeError("disk full")
 
-        @classmethod
-        def load(cls, directory):  # pragma: no cover - never reached
-            return cls()
-
+    monkeypatch.setattr(ScoreMatrix, "save", exploding_save)
     with pytest.raises(RuntimeError, match="disk full"):
-        write_atomically(tmp_path / "t", Exploding())
+        write_atomically(tmp_path / "t", a_matrix())
     assert read_artifact(tmp_path / "t")["a"].tolist() == [1]
     assert [p.name for p in tmp_path.iterdir()] == ["t"]
 
@@ -103,20 +103,11 @@ def test_object_store_failed_write_keeps_the_committed_version(store):
 
     fs, root = store
     write_artifact(f"memory://{root}/t", pd.DataFrame({"a": [1]}))
-
-    class NewVersion:
-        def save(self, directory):
-            (directory / "new.bin").write_bytes(b"uploaded, never committed")
-
-        @classmethod
-        def load(cls, directory):  # pragma: no cover - never reached
-            return cls()
-
     with pytest.MonkeyPatch.context() as patch:
         # The files are uploaded, then the connection drops on the manifest PUT that would commit them.
         patch.setattr(type(fs), "pipe_file", lambda *a, **k: (_ for _ in ()).throw(OSError("connection reset")))
         with pytest.raises(OSError, match="connection reset"):
-            write_artifact(f"memory://{root}/t", NewVersion())
+            write_artifact(f"memory://{root}/t", a_matrix())
     assert read_artifact(f"memory://{root}/t")["a"].tolist() == [1]
     assert len(fs.ls(f"{root}/t/versions")) == 2, "the orphaned upload stays until surely abandoned"
 
@@ -167,3 +158,105 @@ def test_object_store_reply_cache_is_one_object_per_reply_and_safe_for_many_writ
     stats = cache.stats()
     assert stats["entries"] == 40 and stats["stored_prompt_tokens"] == 80 and stats["writes"] == 80
     assert len(fs.find(f"{root}/llm_cache/replies")) == 40
+
+
+# Manifests name a kind from a fixed table; they never choose what code is imported.
+
+PLANTED = """
+import pathlib
+pathlib.Path({canary!r}).write_text("imported")
+
+
+class Thing:
+    @classmethod
+    def load(cls, directory):
+        pathlib.Path({canary!r}).write_text("loaded")
+"""
+
+
+@pytest.fixture
+def planted_module(tmp_path, monkeypatch):
+    """A module on sys.path that leaves a canary file behind if anything imports it."""
+    import sys
+
+    canary = tmp_path / "canary"
+    modules = tmp_path / "planted"
+    modules.mkdir()
+    (modules / "instructlf_planted.py").write_text(PLANTED.format(canary=str(canary)))
+    monkeypatch.syspath_prepend(str(modules))
+    yield canary
+    assert "instructlf_planted" not in sys.modules, "the planted module was imported"
+    assert not canary.exists(), "the planted module ran"
+
+
+def test_manifests_record_short_kind_names(tmp_path):
+    write_atomically(tmp_path / "t", pd.DataFrame({"a": [1]}))
+    write_atomically(tmp_path / "m", a_matrix())
+    assert json.loads((tmp_path / "t" / "artifact.json").read_text()) == {"kind": "table"}
+    assert json.loads((tmp_path / "m" / "artifact.json").read_text()) == {"kind": "score_matrix"}
+
+
+@pytest.mark.parametrize("kind", ["os:system", "instructlf_planted:Thing", "subprocess:Popen", ["table"], None])
+def test_a_tampered_manifest_is_refused_and_imports_nothing(tmp_path, planted_module, kind):
+    from instructlf_assets.core.errors import ArtifactError, InstructLFError
+
+    write_atomically(tmp_path / "m", a_matrix())
+    (tmp_path / "m" / "artifact.json").write_text(json.dumps({"kind": kind}))
+    with pytest.raises(ArtifactError) as raised:
+        read_artifact(tmp_path / "m")
+    message = str(raised.value)
+    assert isinstance(raised.value, InstructLFError) and "\n" not in message
+    assert str(tmp_path / "m") in message and repr(kind)[:60] in message
+
+
+def test_an_unreadable_manifest_is_an_artifact_error(tmp_path):
+    from instructlf_assets.core.errors import ArtifactError
+
+    write_atomically(tmp_path / "t", pd.DataFrame({"a": [1]}))
+    (tmp_path / "t" / "artifact.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        read_artifact(tmp_path / "t")
+
+
+def test_old_module_class_manifests_of_the_projects_own_artifacts_still_load(tmp_path):
+    write_atomically(tmp_path / "m", a_matrix())
+    legacy = {"kind": "instructlf_assets.core.artifacts:ScoreMatrix"}
+    (tmp_path / "m" / "artifact.json").write_text(json.dumps(legacy))
+    assert list(read_artifact(tmp_path / "m").doc_ids) == ["d1", "d2"]
+
+
+def test_only_registered_artifact_classes_can_be_written(tmp_path):
+    class Unregistered(ScoreMatrix):
+        pass
+
+    with pytest.raises(TypeError, match="ARTIFACT_KINDS"):
+        write_atomically(tmp_path / "m", Unregistered(*vars(a_matrix()).values()))
+    assert not (tmp_path / "m").exists()
+
+
+def test_object_store_tampered_manifest_is_refused_and_imports_nothing(store, planted_module):
+    from instructlf_assets.core.errors import ArtifactError
+    from resources.storage import write_artifact
+
+    fs, root = store
+    write_artifact(f"memory://{root}/m", a_matrix())
+    manifest = json.loads(fs.cat_file(f"{root}/m/artifact.json"))
+    fs.pipe_file(f"{root}/m/artifact.json", json.dumps({**manifest, "kind": "instructlf_planted:Thing"}).encode())
+    with pytest.raises(ArtifactError, match=r"memory://.*'instructlf_planted:Thing'"):
+        read_artifact(f"memory://{root}/m")
+
+
+@pytest.mark.parametrize(
+    "change", [{"version": "../../escape"}, {"files": ["../../escape.bin"]}, {"files": ["/etc/passwd"]}]
+)
+def test_object_store_manifest_cannot_write_outside_the_local_copy(store, tmp_path, change):
+    from instructlf_assets.core.errors import ArtifactError
+    from resources.storage import write_artifact
+
+    fs, root = store
+    write_artifact(f"memory://{root}/m", a_matrix())
+    manifest = json.loads(fs.cat_file(f"{root}/m/artifact.json"))
+    fs.pipe_file(f"{root}/m/artifact.json", json.dumps({**manifest, **change}).encode())
+    with pytest.raises(ArtifactError, match="refusing it"):
+        read_artifact(f"memory://{root}/m")
+    assert not any(p.name.startswith("escape") for p in tmp_path.rglob("*"))
