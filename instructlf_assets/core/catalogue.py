@@ -113,7 +113,12 @@ class TaskSpec(_Strict):
     neighbours: tuple[int, ...] = Field(
         (5, 10, 20, 50, 100, 200), description="recommendation: candidate N, tuned for Hit@20 on the valid split."
     )
-    folds: int = Field(5, ge=2, description="classification: stratified folds.")
+    folds: int = Field(5, ge=2, description="classification: stratified folds of the transductive probes.")
+    cross_validate: bool = Field(
+        False,
+        description="classification: also the paper's transductive k-fold probes over every document (cv_* "
+        "metrics), beside the held-out test-split headline.",
+    )
     min_class_size: int = Field(5, ge=1, description="classification: smaller classes are dropped and counted.")
 
 

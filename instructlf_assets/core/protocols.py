@@ -70,7 +70,10 @@ def recommendation_metrics(
     candidates: Sequence[int],
     split: str = "test",
 ) -> list[Metric]:
-    """Tune N for Hit@20 on the valid rows, then report Hit@k (binomial standard errors) on the test rows."""
+    """Tune N for Hit@20 on the valid rows, then report Hit@k (binomial standard errors) on the test rows.
+
+    The chosen N is reported under the valid split, where it was chosen; the test rows decide nothing.
+    """
     train_keys = [[movie_key(m) for m in movies] for movies in train_movies]
     depth = max(ks)
     deepest = max(candidates)
@@ -83,7 +86,7 @@ def recommendation_metrics(
     best_n = max(candidates, key=lambda n: (scores[n], -n))
     test_keys = [[movie_key(m) for m in movies] for movies in test_movies]
     rankings = knn_rankings(cosine_neighbours(test_x, train_x, best_n), train_keys, best_n, depth)
-    metrics = [Metric(method, "tuned_neighbours", split, float(best_n), len(valid_keys))]
+    metrics = [Metric(method, "tuned_neighbours", "valid", float(best_n), len(valid_keys))]
     for k in ks:
         hit = float(hits_at(rankings, test_keys, k).mean())
         metrics.append(Metric(method, f"hit@{k}", split, hit, len(test_keys), binomial_se(hit, len(test_keys))))
@@ -124,22 +127,66 @@ def frequent_classes(labels: np.ndarray, min_class_size: int) -> tuple[np.ndarra
     return np.array([label in keep for label in labels]), int((counts < min_class_size).sum())
 
 
+PROBES = ("tree", "logreg")
+
+
+def _probe(name: str, x, seed: int):
+    return DecisionTreeClassifier(random_state=seed) if name == "tree" else _logistic(x, seed)
+
+
 def probe_metrics(method: str, x, labels: np.ndarray, label_name: str, folds: int, seed: int = 0) -> list[Metric]:
-    """Balanced accuracy of a decision tree and of a logistic regression, mean and standard error over folds."""
+    """Transductive: stratified k-fold over every document, as the paper's code does (`cv_*` metrics).
+
+    The representation being probed was fitted without the labels but on the training split only, while the
+    folds also test on the training documents, so this number is comparable to the paper's, not held out.
+    """
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    probes = {
-        "tree": lambda: DecisionTreeClassifier(random_state=seed),
-        "logreg": lambda: _logistic(x, seed),
-    }
     metrics = []
-    for probe_name, build in probes.items():
+    for probe_name in PROBES:
         scores = []
         for train, test in splitter.split(np.zeros(len(labels)), labels):
-            model = build().fit(x[train], labels[train])
+            model = _probe(probe_name, x, seed).fit(x[train], labels[train])
             scores.append(balanced_accuracy_score(labels[test], model.predict(x[test])))
         mean, se = float(np.mean(scores)), float(np.std(scores, ddof=1) / np.sqrt(len(scores)))
-        metrics.append(Metric(method, f"{probe_name}_balanced_accuracy", label_name, mean, len(labels), se, seed))
+        metrics.append(Metric(method, f"cv_{probe_name}_balanced_accuracy", label_name, mean, len(labels), se, seed))
     return metrics
+
+
+def held_out_probe_metrics(
+    method: str,
+    train_x,
+    train_labels: np.ndarray,
+    test_x,
+    test_labels: np.ndarray,
+    label_name: str,
+    seed: int = 0,
+    n_bootstrap: int = 200,
+) -> list[Metric]:
+    """The headline: probes fitted on the training documents, scored on test documents no fit has seen.
+
+    The standard error is a bootstrap over the test documents (balanced accuracy has no closed form).
+    """
+    metrics = []
+    for probe_name in PROBES:
+        model = _probe(probe_name, train_x, seed).fit(train_x, train_labels)
+        predicted = model.predict(test_x)
+        value = float(balanced_accuracy_score(test_labels, predicted))
+        se = bootstrap_se(test_labels, predicted, n_bootstrap, seed)
+        metrics.append(Metric(method, f"{probe_name}_balanced_accuracy", label_name, value, len(test_labels), se, seed))
+    return metrics
+
+
+def bootstrap_se(truth: np.ndarray, predicted: np.ndarray, n_bootstrap: int = 200, seed: int = 0) -> float:
+    """Standard error of balanced accuracy by resampling the evaluated documents."""
+    rng = np.random.default_rng(seed)
+    n = len(truth)
+    if n < 2:
+        return float("nan")
+    values = []
+    for _ in range(n_bootstrap):
+        pick = rng.integers(0, n, n)
+        values.append(balanced_accuracy_score(truth[pick], predicted[pick]))
+    return float(np.std(values, ddof=1))
 
 
 def _logistic(x, seed: int):
@@ -148,15 +195,27 @@ def _logistic(x, seed: int):
 
 
 def majority_probe_metrics(labels: np.ndarray, label_name: str, folds: int, seed: int = 0) -> list[Metric]:
-    """Predicting the majority class: balanced accuracy 1/classes, whatever the folds."""
+    """Predicting the majority class (transductive folds, like `probe_metrics`): balanced accuracy 1/classes."""
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     scores = []
     for train, test in splitter.split(np.zeros(len(labels)), labels):
         majority = Counter(labels[train]).most_common(1)[0][0]
         scores.append(balanced_accuracy_score(labels[test], np.full(len(test), majority)))
     mean, se = float(np.mean(scores)), float(np.std(scores, ddof=1) / np.sqrt(len(scores)))
-    return [Metric("majority", f"{name}_balanced_accuracy", label_name, mean, len(labels), se, seed)
-            for name in ("tree", "logreg")]  # fmt: skip
+    return [Metric("majority", f"cv_{name}_balanced_accuracy", label_name, mean, len(labels), se, seed)
+            for name in PROBES]  # fmt: skip
+
+
+def held_out_majority_metrics(
+    train_labels: np.ndarray, test_labels: np.ndarray, label_name: str, seed: int = 0
+) -> list[Metric]:
+    """The training split's majority class predicted for every test document."""
+    majority = Counter(train_labels).most_common(1)[0][0]
+    predicted = np.full(len(test_labels), majority, dtype=object)
+    value = float(balanced_accuracy_score(test_labels, predicted))
+    se = bootstrap_se(np.asarray(test_labels, dtype=object), predicted, seed=seed)
+    return [Metric("majority", f"{name}_balanced_accuracy", label_name, value, len(test_labels), se, seed)
+            for name in PROBES]  # fmt: skip
 
 
 # --- ALFWorld: nearest training state's action --------------------------------------------------------------------

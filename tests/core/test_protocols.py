@@ -6,6 +6,8 @@ import pytest
 from instructlf_assets.core.protocols import (
     cosine_neighbours,
     frequent_classes,
+    held_out_majority_metrics,
+    held_out_probe_metrics,
     knn_rankings,
     majority_action_metric,
     majority_probe_metrics,
@@ -65,10 +67,24 @@ def test_probes_separate_informative_from_random_features_and_drop_rare_classes(
     good = {m.metric: m.value for m in probe_metrics("factors", x[keep], labels[keep], "topic", folds=5)}
     noise = np.random.default_rng(1).normal(size=x.shape)
     bad = {m.metric: m.value for m in probe_metrics("noise", noise[keep], labels[keep], "topic", folds=5)}
-    assert good["tree_balanced_accuracy"] > 0.8 and good["logreg_balanced_accuracy"] > 0.9
-    assert bad["logreg_balanced_accuracy"] < 0.5
+    assert good["cv_tree_balanced_accuracy"] > 0.8 and good["cv_logreg_balanced_accuracy"] > 0.9
+    assert bad["cv_logreg_balanced_accuracy"] < 0.5
     majority = majority_probe_metrics(labels[keep], "topic", folds=5)
-    assert majority[0].value == pytest.approx(0.25) and majority[0].key == "majority/tree_balanced_accuracy/topic"
+    assert majority[0].value == pytest.approx(0.25) and majority[0].key == "majority/cv_tree_balanced_accuracy/topic"
+
+
+def test_held_out_probes_score_only_the_test_rows_with_a_bootstrap_error():
+    x, labels = clustered(40, 4)
+    labels = labels.astype(str)
+    test = np.arange(len(x)) % 4 == 0
+    good = held_out_probe_metrics("factors", x[~test], labels[~test], x[test], labels[test], "topic")
+    assert {m.key for m in good} == {"factors/tree_balanced_accuracy/topic", "factors/logreg_balanced_accuracy/topic"}
+    assert all(m.n == test.sum() and m.value > 0.8 and 0 <= m.stderr < 0.1 for m in good)
+    shuffled = np.random.default_rng(3).permutation(labels[~test])  # labels unrelated to the features
+    bad = held_out_probe_metrics("noise", x[~test], shuffled, x[test], labels[test], "topic")
+    assert max(m.value for m in bad) < 0.5
+    majority = held_out_majority_metrics(labels[~test], labels[test], "topic")
+    assert majority[0].value == pytest.approx(0.25)
 
 
 def test_next_action_copies_the_nearest_state_with_digits_ignored():

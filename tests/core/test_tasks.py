@@ -39,24 +39,38 @@ def test_recommendation_reports_hits_for_every_method_and_the_factor_signal_wins
     documents["movies"] = [[f"Movie {c} (2010)"] for c in cluster]
     metrics = {m.key: m.value for m in evaluate_recommendation(inputs_for(documents, cluster), "movies", TaskSpec())}
     for method in METHODS:
-        assert f"{method}/hit@20/test" in metrics and f"{method}/tuned_neighbours/test" in metrics
+        assert f"{method}/hit@20/test" in metrics and f"{method}/tuned_neighbours/valid" in metrics
     assert metrics["factors/hit@1/test"] > 0.9 > metrics["embeddings/hit@1/test"]
     assert metrics["upper_bound/hit@any/test"] == 1.0 and "popularity/hit@50/test" in metrics
 
 
 def test_classification_probes_every_label_and_method_with_rare_classes_counted():
     cluster = np.arange(120) % 3
-    documents = pd.DataFrame({"doc_id": [f"b{i}" for i in range(120)], "text": texts(cluster), "split": "train"})
+    split = np.where(np.arange(120) % 5 == 0, "test", "train")
+    documents = pd.DataFrame({"doc_id": [f"b{i}" for i in range(120)], "text": texts(cluster), "split": split})
     documents["topic"] = [f"T{c}" for c in cluster]
     documents.loc[:2, "topic"] = "Rare"
     documents["topic::subtopic"] = documents["topic"] + "::x"
-    task = TaskSpec(type="classification", targets=("topic", "topic::subtopic"))
-    metrics = {m.key: m.value for m in evaluate_classification(inputs_for(documents, cluster), task)}
+    task = TaskSpec(type="classification", targets=("topic", "topic::subtopic"), cross_validate=True)
+    measured = evaluate_classification(inputs_for(documents, cluster), task)
+    metrics = {m.key: m.value for m in measured}
     assert metrics["data/dropped_classes/topic"] == 1.0 and metrics["data/classes/topic::subtopic"] == 3.0
     for method in METHODS | {"majority"}:
         assert f"{method}/tree_balanced_accuracy/topic::subtopic" in metrics
+        assert f"{method}/cv_tree_balanced_accuracy/topic::subtopic" in metrics
     logreg = "logreg_balanced_accuracy/topic"
     assert metrics[f"factors/{logreg}"] > 0.9 > metrics[f"embeddings/{logreg}"]
+    n_test = int(((split == "test") & (documents["topic"] != "Rare").to_numpy()).sum())
+    assert {m.n for m in measured if m.metric == "tree_balanced_accuracy"} == {n_test}, "headline: test rows only"
+
+
+def test_classification_without_a_test_split_reports_only_what_it_can():
+    cluster = np.arange(60) % 3
+    documents = pd.DataFrame({"doc_id": [f"b{i}" for i in range(60)], "text": texts(cluster), "split": "train"})
+    documents["topic"] = [f"T{c}" for c in cluster]
+    task = TaskSpec(type="classification", targets=("topic",))
+    keys = {m.key for m in evaluate_classification(inputs_for(documents, cluster), task)}
+    assert not any("balanced_accuracy" in key for key in keys)
 
 
 def test_next_action_is_reported_per_evaluation_split():
