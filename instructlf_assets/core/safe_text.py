@@ -6,8 +6,10 @@ so any of them may carry markup. Two functions, one per destination, and every s
 - `escape_markdown_cell`: the text renders as the same literal characters and as nothing else. Every character
   markdown or HTML could read as syntax (`| [ ] ( ) ! < > & * _ ` ~ # \\ { } :` and leading list or heading
   markers) becomes a numeric character reference, which CommonMark and GFM render as that character and never as
-  markup; line breaks become spaces, so a cell cannot end its table row. No tag, link, image, code span or
-  autolink survives, and a table keeps its column count.
+  markup; line breaks become spaces, so a cell cannot end its table row. GFM also turns bare `https://...`,
+  `www....` and `name@host` in the rendered text into links (the Dagster UI does, after decoding references), so
+  an invisible word joiner (U+2060) goes after the scheme, the `www` and every `@`. No tag, link, image, code
+  span or autolink survives, and a table keeps its column count.
 - `safe_terminal_text`: ANSI escape sequences and control characters are removed, so a property cannot move the
   cursor, recolour, retitle or clear the user's terminal.
 
@@ -23,7 +25,9 @@ _MARKDOWN_SPECIAL = set("|[]()!<>&*_`~#\\{}:\"'$")
 # Characters that are syntax only at the start of a line or cell: list bullets, headings underlines, quotes.
 _LEADING_SPECIAL = set("-+=>")
 _ORDERED_MARKER = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
-_WWW_AUTOLINK = re.compile(r"www\.", re.IGNORECASE)  # GFM links `www.x.y` with no scheme; `:` stops `http://`
+# What GFM autolinks in plain text: `http(s)://`, `ftp://`, `www.`, and e-mail addresses around `@`.
+_AUTOLINK_START = re.compile(r"(?:https?|ftps?|mailto|xmpp)(?=:)|www(?=\.)|@", re.IGNORECASE)
+WORD_JOINER = "\u2060"
 _BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _LINE_BREAKS = re.compile("[\r\n\t\v\f\u0085\u2028\u2029]+")
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -53,8 +57,8 @@ def escape_markdown_cell(text: object, max_chars: int | None = None) -> str:
     ordered = _ORDERED_MARKER.match(value)
     if ordered:
         out[len(ordered.group(1))] = _reference(ordered.group(2))
-    for www in _WWW_AUTOLINK.finditer(value):
-        out[www.end() - 1] = _reference(".")
+    for start in _AUTOLINK_START.finditer(value):
+        out[start.end() - 1] += WORD_JOINER
     return "".join(out)
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from instructlf_assets.core.safe_text import escape_markdown_cell, safe_terminal_text
+from instructlf_assets.core.safe_text import WORD_JOINER, escape_markdown_cell, safe_terminal_text
 
 HOSTILE = [
     "<img src=x onerror=alert(1)>",
@@ -53,7 +53,7 @@ def test_hostile_text_renders_as_itself_in_one_cell_of_an_intact_table(text):
     tags = set(re.findall(r"<\s*([a-z]+)", cell, re.IGNORECASE))
     assert not tags, f"markup survived: {tags} in {cell}"
     expected = " ".join(re.sub("[\u202e\u202c\x00\x07]", "", text).split())
-    assert html.unescape(cell) == expected, "the cell must show exactly the text, as text"
+    assert html.unescape(cell).replace(WORD_JOINER, "") == expected, "the cell must show exactly the text, as text"
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -61,6 +61,15 @@ def test_escaped_cells_carry_no_raw_syntax(text):
     escaped = escape_markdown_cell(text)
     for raw in ("<", ">", "|", "](", "`", "\n", "\r", "javascript:", "www."):
         assert raw not in escaped
+
+
+@pytest.mark.parametrize(
+    "text", ["see https://evil.example/x", "HTTP://evil.example", "www.evil.example", "mail me@evil.example"]
+)
+def test_bare_urls_and_addresses_cannot_become_autolinks(text):
+    shown = html.unescape(escape_markdown_cell(text))
+    assert shown.replace(WORD_JOINER, "") == text
+    assert not re.search(r"(?i)(https?://|www\.|@[\w-])", shown), "GFM would link it"
 
 
 def test_plain_words_stay_readable():
