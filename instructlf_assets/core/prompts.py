@@ -7,9 +7,17 @@ call asks only for the analysis; the follow-up (same chat, first reply as the as
 
 The catalogue's `PromptSpec.instruction` is always the head of the user message. Its `{goal}` placeholder is
 substituted literally (not with `str.format`), so an instruction may contain other braces, e.g. a JSON example.
+
+The document is quoted between `<document>` and `</document>`, and it cannot close that quote: any `<document>`
+or `</document>` inside it (any case or spacing, or HTML-escaped as `&lt;`) has its `<` replaced by `‹`, so text
+after it stays inside the quote. Only such documents change; every other prompt is byte-for-byte what it was, so
+cached replies stay valid. What a model does with instructions inside the quote is checked on the way out
+(`proposal_parsing.hostile_reason`).
 """
 
 from __future__ import annotations
+
+import re
 
 from .catalogue import PromptSpec
 
@@ -22,6 +30,12 @@ SYSTEM_PROMPT = (
 GOAL_PLACEHOLDER = "{goal}"
 MAX_PROPERTY_WORDS = 10
 LIST_CUE = "numbered list"  # every list request contains it; a local back end keys its priming on it
+_DELIMITER = re.compile(r"(?:<|&lt;|&#0*60;|&#x0*3c;)(?=\s*/?\s*document\b)", re.IGNORECASE)
+
+
+def quote_document(document: str) -> str:
+    """The document between its delimiters, with any delimiter inside it defused (see the module docstring)."""
+    return f"<document>\n{_DELIMITER.sub('‹', document.strip())}\n</document>"
 
 
 def instruction_text(goal: str, spec: PromptSpec) -> str:
@@ -51,7 +65,7 @@ def first_messages(goal: str, document: str, spec: PromptSpec, *, two_step: bool
             "First write one sentence analysing the document with respect to the goal. "
             f"Then write {list_request(spec)}. Write nothing after the list."
         )
-    user = f"{instruction_text(goal, spec)}\n\n<document>\n{document.strip()}\n</document>\n\n{task}"
+    user = f"{instruction_text(goal, spec)}\n\n{quote_document(document)}\n\n{task}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 

@@ -18,6 +18,22 @@ separator when that part has at most `MAX_HEAD_WORDS` words; a longer head means
 sentence, so the item is kept whole. Items that end in a colon (headings), echo the goal back, or are longer
 than `MAX_PROPERTY_CHARS` characters after cleaning are dropped, not truncated: a cut phrase is a different,
 usually meaningless, property. Duplicates (ignoring case and spacing) keep their first occurrence.
+Items with more than `MAX_PROPERTY_WORDS` words are dropped the same way, and only the first
+`max_list_items(max_items)` items of a list are looked at, so a runaway list of thousands costs nothing.
+
+A property must look like a property. The reply is the model's, but its input was a document anyone may have
+written, so a reply can carry what the document injected. Any item taken from the list that breaks one of these
+rules (see `hostile_reason`) fails the whole document, with the rule as the reason, instead of being dropped:
+a reply that obeyed an injected instruction once may have been steered in its other items too.
+- no URL (`scheme:`, `//`, `www.`, or a host name ending in a common top-level domain);
+- no markup or code: no HTML tag or any of `< > { } | \\`, no markdown link or image (`](`, `![`), no code
+  fence or backticks (one pair of backticks around the whole item is decoration, as a model may copy the
+  requested format `1. property` literally);
+- ordinary characters only: no control, bidirectional or other invisible format characters;
+- nothing instruction-like: "ignore/disregard/forget/override ... instructions/prompt/rules", a role marker at
+  the start (`system:`, `assistant:`, `user:`, `developer:`), or "system prompt", "new instructions",
+  "you are now", "jailbreak", "developer mode". A deliberately short list: it catches the common injections
+  without refusing ordinary phrases; the other rules catch most of what it misses.
 """
 
 from __future__ import annotations
@@ -30,7 +46,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 MAX_PROPERTY_CHARS = 120
+MAX_PROPERTY_WORDS = 20  # the prompt asks for at most 10; twice that is a sentence, not a property
 MAX_HEAD_WORDS = 8
+MIN_LIST_ITEMS = 30
 MAX_PLAIN_LINE_WORDS = 12
 CHARS_PER_TOKEN = 4
 
@@ -43,6 +61,45 @@ _QUOTES = "\"'“”‘’«»"
 _TRAILING = ".,;!?。 \t"
 _JSON_FIELDS = ("property", "name", "text", "label", "item")
 _MAX_JSON_STARTS = 50
+
+_URL = re.compile(
+    r"\b[a-z][a-z0-9+.-]{1,15}://|//[^\s/]+|\bwww\.|\b(?:javascript|data|vbscript|file|mailto):"
+    r"|\b[a-z0-9-]+\.(?:com|net|org|io|ai|co|ru|cn|xyz|info|biz|ly|me|app|dev|site|online|top)\b",
+    re.IGNORECASE,
+)
+_MARKUP_CHARS = set("<>{}|\\")
+_MARKDOWN_LINK = re.compile(r"\]\s*\(|!\[")
+_DECORATIVE_BACKTICKS = re.compile(r"`[^`]+`[.,;:!?]*")
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b.{0,40}?\b(?:instructions?|prompts?|rules|directions|messages?)\b"
+    r"|^\W*(?:system|assistant|user|developer)\s*:"
+    r"|\b(?:system prompt|new instructions?|you are now|jailbreak|developer mode)\b",
+    re.IGNORECASE,
+)
+_ALLOWED_FORMAT_CHARS = {"\u200c", "\u200d"}  # zero-width (non-)joiners: part of Persian and Indic spelling
+
+
+def hostile_reason(item: str) -> str | None:
+    """Which property rule a raw list item breaks (see the module docstring), or None when it looks like one."""
+    text = item.strip()
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs") and c not in _ALLOWED_FORMAT_CHARS for c in text):
+        return "a control or invisible formatting character"
+    if "`" in text and not _DECORATIVE_BACKTICKS.fullmatch(text):
+        return "backticks or a code fence"
+    if _MARKDOWN_LINK.search(text):
+        return "a markdown link or image"
+    if _URL.search(text):
+        return "a URL"
+    if _MARKUP_CHARS.intersection(text):
+        return "markup characters (< > { } | \\)"
+    if _INSTRUCTION.search(text):
+        return "instruction-like text"
+    return None
+
+
+def max_list_items(max_items: int) -> int:
+    """How many items of a list are looked at: enough to survive drops, bounded against runaway lists."""
+    return max(MIN_LIST_ITEMS, 3 * max_items)
 
 
 @dataclass
@@ -97,6 +154,11 @@ def _parse(reply: str, goal: str, max_items: int) -> ParsedReply:
     raw_items, source = _raw_items(reply)
     if not raw_items:
         return ParsedReply(failure=f"no numbered, bulleted or JSON list in the reply ({len(reply.strip())} chars)")
+    raw_items = raw_items[: max_list_items(max_items)]
+    for number, raw in enumerate(raw_items, start=1):
+        reason = hostile_reason(raw)
+        if reason is not None:
+            return ParsedReply(failure=f"the reply carries injected content: {source} item {number} has {reason}")
     properties, dropped = _clean_all(raw_items, goal)
     if not properties:
         reasons = ", ".join(f"{count} {why}" for why, count in dropped.items() if count)
@@ -177,7 +239,8 @@ def _clean_all(raw_items: list[str], goal: str) -> tuple[list[str], dict[str, in
     goal_key = _key(_strip_decoration(goal))
     seen: set[str] = set()
     kept: list[str] = []
-    dropped = {"headings": 0, "echoed the goal": 0, f"longer than {MAX_PROPERTY_CHARS} chars": 0, "duplicates": 0}
+    too_long = f"longer than {MAX_PROPERTY_CHARS} chars or {MAX_PROPERTY_WORDS} words"
+    dropped = {"headings": 0, "echoed the goal": 0, too_long: 0, "duplicates": 0}
     for raw in raw_items:
         if _strip_decoration(raw).endswith(":"):
             dropped["headings"] += 1
@@ -188,8 +251,8 @@ def _clean_all(raw_items: list[str], goal: str) -> tuple[list[str], dict[str, in
             continue
         if goal_key and (goal_key in key or goal_key in _key(_strip_decoration(raw))):
             dropped["echoed the goal"] += 1
-        elif len(item) > MAX_PROPERTY_CHARS:
-            dropped[f"longer than {MAX_PROPERTY_CHARS} chars"] += 1
+        elif len(item) > MAX_PROPERTY_CHARS or len(item.split()) > MAX_PROPERTY_WORDS:
+            dropped[too_long] += 1
         elif key in seen:
             dropped["duplicates"] += 1
         else:
