@@ -2,10 +2,16 @@
 
 The table contract: `doc_id` (str, unique), `text` (str, non-empty), `split` (train/valid/test), then the
 dataset's label columns.
+
+Input is bounded by the dataset's `limits` (`max_documents`, `max_corpus_mb`; defaults a 2-core, 24 GB machine
+survives). A file is measured with stat before it is read, and its rows are counted (CSV records, JSONL lines,
+Parquet metadata) before any table is built, so an oversized corpus is refused with the setting to change
+instead of exhausting memory.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 from dataclasses import dataclass
@@ -21,6 +27,24 @@ from .file_formats import decode, parse_jsonl, read_stable_bytes
 from .paper_datasets import paper_directory, paper_fingerprint, read_paper_corpus
 
 SPLITS = ("train", "valid", "test")
+DEFAULT_MAX_DOCUMENTS = 200_000
+DEFAULT_MAX_CORPUS_MB = 1024.0
+MB = 2**20
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_documents: int
+    max_corpus_mb: float
+
+
+def corpus_limits(spec: DatasetSpec) -> Limits:
+    """The dataset's `limits` (catalogue), with the defaults for any not given."""
+    limits = getattr(spec, "limits", None)
+    return Limits(
+        int(getattr(limits, "max_documents", None) or DEFAULT_MAX_DOCUMENTS),
+        float(getattr(limits, "max_corpus_mb", None) or DEFAULT_MAX_CORPUS_MB),
+    )
 
 
 @dataclass(frozen=True)
@@ -77,18 +101,21 @@ def corpus_fingerprint(spec: DatasetSpec, data_dir: Path | None) -> str:
 def load_documents(spec: DatasetSpec, data_dir: Path | None) -> CorpusLoad:
     """Load, validate and split a dataset's corpus."""
     digest = ""
+    limits = corpus_limits(spec)
     if isinstance(spec.corpus, GeneratedCorpus):
-        frame = generate_demo_corpus(spec.corpus.n_documents, seed=spec.corpus.seed)
         source = f"generated:{spec.corpus.generator}(n={spec.corpus.n_documents}, seed={spec.corpus.seed})"
+        _check_document_count(spec.name, source, spec.corpus.n_documents, limits, "corpus.n_documents")
+        frame = generate_demo_corpus(spec.corpus.n_documents, seed=spec.corpus.seed)
     elif isinstance(spec.corpus, PaperCorpus):
-        frame = read_paper_corpus(spec.name, spec.corpus, data_dir, lambda path: read_stable_bytes(spec.name, path))
         source = str(paper_directory(spec.name, spec.corpus, data_dir))
+        frame = read_paper_corpus(spec.name, spec.corpus, data_dir, _bounded_reader(spec.name, limits))
+        _check_document_count(spec.name, source, len(frame), limits, "corpus.max_train_documents")
         digest = paper_fingerprint(spec.corpus, Path(source))
     else:
         path = resolve_corpus_path(spec, data_dir)
-        content = read_stable_bytes(spec.name, path)
+        content = _bounded_reader(spec.name, limits)(path)
         digest = hashlib.sha256(content).hexdigest()
-        frame = _parse_file_corpus(spec.name, spec.corpus, path, content)
+        frame = _parse_file_corpus(spec.name, spec.corpus, path, content, limits)
         source = str(path)
     frame, n_nul_removed = _remove_nul(frame)
     frame = _fill_splits(frame, spec.split)
@@ -97,21 +124,77 @@ def load_documents(spec: DatasetSpec, data_dir: Path | None) -> CorpusLoad:
     return CorpusLoad(frame.reset_index(drop=True), source, n_truncated, n_nul_removed, digest)
 
 
-def _parse_file_corpus(name: str, corpus: FileCorpus, path: Path, content: bytes) -> pd.DataFrame:
+def _parse_file_corpus(name: str, corpus: FileCorpus, path: Path, content: bytes, limits: Limits) -> pd.DataFrame:
+    """The file's table, refused before it is built when it has more rows than `limits.max_documents`.
+
+    A `corpus.max_documents` at or below the limit reads only that many rows, so a big file can be sampled.
+    """
     fmt = corpus.format or path.suffix.lstrip(".").lower()
+    if fmt not in ("csv", "jsonl", "parquet"):
+        raise CorpusError(f"dataset '{name}': cannot read {path}: unknown format '{fmt}' (csv, jsonl or parquet)")
+    head = corpus.max_documents if corpus.max_documents and corpus.max_documents <= limits.max_documents else None
     try:
-        if fmt == "csv":
-            text = decode(name, path, content, corpus.encoding)
-            raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-        elif fmt == "jsonl":
-            raw = pd.DataFrame.from_records(parse_jsonl(name, path, decode(name, path, content, corpus.encoding)))
-        elif fmt == "parquet":
+        if fmt == "parquet":
+            if head is None:
+                _check_document_count(name, path, _parquet_rows(content), limits, "corpus.max_documents")
             raw = pd.read_parquet(io.BytesIO(content))
         else:
-            raise CorpusError(f"dataset '{name}': cannot read {path}: unknown format '{fmt}' (csv, jsonl or parquet)")
+            text = decode(name, path, content, corpus.encoding)
+            if head is None:
+                rows = _csv_records(text, limits.max_documents) if fmt == "csv" else _jsonl_records(text)
+                _check_document_count(name, path, rows, limits, "corpus.max_documents")
+            if fmt == "csv":
+                raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, nrows=head)
+            else:
+                raw = pd.DataFrame.from_records(parse_jsonl(name, path, text, max_records=head))
     except (ValueError, OSError) as exc:
         raise CorpusError(f"dataset '{name}': cannot parse {path} as {fmt}: {exc}") from exc
     return _select_fields(name, corpus, path, raw)
+
+
+def _bounded_reader(name: str, limits: Limits):
+    """`read_stable_bytes`, refusing a file whose size (by stat, before reading) is above `max_corpus_mb`."""
+
+    def read(path: Path) -> bytes:
+        if path.is_file():
+            size = path.stat().st_size
+            if size > limits.max_corpus_mb * MB:
+                raise CorpusError(
+                    f"dataset '{name}': corpus file {path} is {size / MB:,.1f} MB, above limits.max_corpus_mb "
+                    f"({limits.max_corpus_mb:g} MB); raise 'limits.max_corpus_mb' in the dataset's catalogue "
+                    "entry if this machine has the memory, or split the file"
+                )
+        return read_stable_bytes(name, path)
+
+    return read
+
+
+def _check_document_count(name: str, source: object, rows: int, limits: Limits, narrower: str) -> None:
+    if rows > limits.max_documents:
+        raise CorpusError(
+            f"dataset '{name}': corpus {source} has {rows:,} documents, above limits.max_documents "
+            f"({limits.max_documents:,}); raise 'limits.max_documents' in the dataset's catalogue entry, "
+            f"or set '{narrower}' to use fewer"
+        )
+
+
+def _csv_records(text: str, limit: int) -> int:
+    """Data records of a CSV text, counted without building a table: the line count when it is within `limit`
+    (a record is at least one line), else an exact count by the csv module (a quoted field may span lines)."""
+    at_most = max(text.count("\n"), text.count("\r"))  # lines after the header, at most
+    if at_most <= limit:
+        return at_most
+    return max(sum(1 for row in csv.reader(io.StringIO(text)) if row) - 1, 0)
+
+
+def _jsonl_records(text: str) -> int:
+    return sum(1 for line in text.splitlines() if line.strip())
+
+
+def _parquet_rows(content: bytes) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(io.BytesIO(content)).metadata.num_rows
 
 
 def _select_fields(name: str, corpus: FileCorpus, path: Path, raw: pd.DataFrame) -> pd.DataFrame:

@@ -49,10 +49,15 @@ def decode(name: str, path: Path, content: bytes, encoding: str) -> str:
         raise CorpusError(f"dataset '{name}': field 'corpus.encoding' {encoding!r} is not a known encoding") from None
 
 
-def parse_jsonl(name: str, path: Path, text: str) -> list[dict]:
-    """One JSON object per line; blank lines are allowed, anything else names its line."""
-    records = []
+def parse_jsonl(name: str, path: Path, text: str, max_records: int | None = None) -> list[dict]:
+    """One JSON object per line; blank lines are allowed, anything else names its line.
+
+    `max_records` stops after that many objects (the rest of the file is not parsed).
+    """
+    records: list[dict] = []
     for number, line in enumerate(text.splitlines(), start=1):
+        if max_records is not None and len(records) >= max_records:
+            break
         if not line.strip():
             continue
         try:

@@ -177,3 +177,73 @@ def test_loaded_bytes_are_hashed(tmp_path):
     write_csv(tmp_path, [{"id": "a", "text": "x"}])
     loaded = load_documents(spec(), tmp_path)
     assert loaded.sha256 == hashlib.sha256((tmp_path / "reviews.csv").read_bytes()).hexdigest()
+
+
+# Input limits: an oversized corpus is refused before it is read whole or turned into a table.
+
+
+def limited(dataset: DatasetSpec, max_documents: int = 200_000, max_corpus_mb: float = 1024.0) -> DatasetSpec:
+    from types import SimpleNamespace
+
+    limits = SimpleNamespace(max_documents=max_documents, max_corpus_mb=max_corpus_mb)
+    return dataset.model_copy(update={"limits": limits})
+
+
+def test_default_limits_fit_a_small_machine():
+    from instructlf_assets.core.corpus import corpus_limits
+
+    limits = corpus_limits(spec())
+    assert (limits.max_documents, limits.max_corpus_mb) == (200_000, 1024.0)
+
+
+def test_a_file_above_the_size_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import instructlf_assets.core.corpus as corpus
+
+    write_csv(tmp_path, [{"id": f"d{i}", "text": "x" * 100} for i in range(30)])
+    monkeypatch.setattr(corpus, "read_stable_bytes", lambda *a: pytest.fail("the file was read"))
+    with pytest.raises(
+        CorpusError, match=r"dataset 'reviews': corpus file .*reviews.csv is 0.0 MB, above limits.max_corpus_mb"
+    ) as raised:
+        load_documents(limited(spec(), max_corpus_mb=0.001), tmp_path)
+    assert "raise 'limits.max_corpus_mb'" in str(raised.value)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_more_rows_than_the_limit_are_refused_before_a_table_is_built(tmp_path, monkeypatch, fmt):
+    frame = pd.DataFrame({"id": [f"d{i}" for i in range(12)], "text": [f"text\n{i}" for i in range(12)]})
+    path = tmp_path / f"reviews.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False)  # quoted multi-line texts: 12 records on 25 lines
+    elif fmt == "jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_parquet(path)
+    monkeypatch.setattr(pd, "read_csv", lambda *a, **k: pytest.fail("a table was built"))
+    monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: pytest.fail("a table was built"))
+    monkeypatch.setattr(pd.DataFrame, "from_records", lambda *a, **k: pytest.fail("a table was built"))
+    with pytest.raises(CorpusError, match=rf"reviews.{fmt} has 12 documents, above limits.max_documents \(11\)"):
+        load_documents(limited(spec(path=f"reviews.{fmt}"), max_documents=11), tmp_path)
+
+
+def test_quoted_multi_line_csv_records_are_counted_as_records(tmp_path):
+    frame = pd.DataFrame({"id": [f"d{i}" for i in range(12)], "text": [f"text\n{i}" for i in range(12)]})
+    frame.to_csv(tmp_path / "reviews.csv", index=False)
+    assert len(load_documents(limited(spec(), max_documents=12), tmp_path).documents) == 12
+
+
+def test_corpus_max_documents_within_the_limit_reads_only_the_first_rows(tmp_path):
+    write_csv(tmp_path, [{"id": f"d{i}", "text": f"text {i}"} for i in range(50)])
+    loaded = load_documents(limited(spec(max_documents=10), max_documents=20), tmp_path)
+    assert loaded.documents["doc_id"].tolist() == [f"d{i}" for i in range(10)]
+    lines = "\n".join(f'{{"id": "d{i}", "text": "t{i}"}}' for i in range(50)) + "\n{broken"
+    (tmp_path / "reviews.jsonl").write_text(lines)
+    loaded = load_documents(limited(spec(path="reviews.jsonl", max_documents=10), max_documents=20), tmp_path)
+    assert len(loaded.documents) == 10, "lines after the first rows are not even parsed"
+
+
+def test_a_generated_corpus_above_the_limit_is_refused_before_it_is_generated():
+    dataset = DatasetSpec.model_validate(
+        {"name": "demo", "goal": "What matters?", "corpus": {"generator": "demo", "n_documents": 400}}
+    )
+    with pytest.raises(CorpusError, match=r"has 400 documents, above limits.max_documents \(100\).*corpus.n_documents"):
+        load_documents(limited(dataset, max_documents=100), None)
