@@ -3,8 +3,16 @@
 The run (`propose_with_llm`) owns everything that makes a thousand-document job survivable: a bounded thread
 pool, retries with exponential back-off and full jitter (honouring `Retry-After`), a persistent cache consulted
 before and written right after every call (a killed run resumes where it stopped), and per-document failure
-records instead of a crash. Back ends only translate one call; the OpenAI client's own retries are switched off
-so that every retry is ours, and counted.
+records for what the server did wrong. Back ends only translate one call; the OpenAI client's own retries are
+switched off so that every retry is ours, and counted.
+
+Only the server's failures fail a document: a `BackendError` (HTTP status, timeout, dropped connection, garbled
+body) or Python's own `TimeoutError`/`ConnectionError` from a back end that does not wrap them. Anything else a
+back end raises (`KeyError`, `TypeError`, ...) is a bug: it stops the run and propagates as it is.
+
+`max_calls` caps the requests a run sends, retries included: a run whose uncached documents need more calls than
+the cap stops before its first request, and a run pushed over it by retries stops when it is reached (what was
+answered is cached, so the next run resumes).
 
 No message produced here contains the API key: back-end errors are rebuilt from the status code and a redacted
 server message, and exception chains are cut (`from None`) so a traceback cannot carry the request either.
@@ -28,7 +36,7 @@ import pandas as pd
 from instructlf_assets.core.catalogue import PromptSpec
 from instructlf_assets.core.errors import ProposerError
 from instructlf_assets.core.prompts import Message, first_messages, followup_messages
-from instructlf_assets.core.proposal_parsing import estimate_tokens, parse_properties
+from instructlf_assets.core.proposal_parsing import CHARS_PER_TOKEN, estimate_tokens, parse_properties
 
 from .llm_cache import ReplyCache, cache_key
 
@@ -40,6 +48,8 @@ FAILED_COLUMNS = ["doc_id", "reason"]
 MAX_RETRY_AFTER_S = 120.0
 ANALYSIS_CHARS_GUESS = 300
 MESSAGE_OVERHEAD_TOKENS = 4
+COMPLETION_TOKENS_PER_PROPERTY = 10
+MAX_CALLS_ENV = "INSTRUCTLF_LLM_MAX_CALLS"
 _SECRET_LIKE = re.compile(r"(sk-[A-Za-z0-9_*\-]{3,}|Bearer\s+\S+)")
 
 
@@ -243,8 +253,21 @@ class _Job:
     backoff_base_s: float
     backoff_cap_s: float
     two_step: bool
+    max_calls: int | None = None
     counters: _Counters = field(default_factory=_Counters)
     stop: threading.Event = field(default_factory=threading.Event)
+
+    def reserve_call(self) -> bool:
+        """Count one request about to be sent; False (and nothing counted) when the cap is reached."""
+        with self.counters.lock:
+            if self.max_calls is not None and self.counters.calls_made >= self.max_calls:
+                return False
+            self.counters.calls_made += 1
+            return True
+
+
+class _BudgetExhausted(Exception):
+    """The run reached `max_calls`: stop sending, keep what was answered."""
 
 
 @dataclass(frozen=True)
@@ -272,20 +295,39 @@ def propose_with_llm(
     proposer: str = "openai",
     backoff_base_s: float = 1.0,
     backoff_cap_s: float = 30.0,
+    max_calls: int | None = None,
 ) -> LLMProposalResult:
-    """Propose properties for every document; documents that fail are listed with a reason, not raised.
+    """Propose properties for every document; documents the server fails are listed with a reason, not raised.
 
-    Raises ProposerError on bad input or a fatal back-end error (wrong key, unknown model). `on_progress(done,
-    total)` runs in the calling thread after each document; if it raises, pending documents are cancelled, calls
-    in flight finish and are cached, and the exception propagates (that is how an interrupted run is tested).
+    Raises ProposerError on bad input, a fatal back-end error (wrong key, unknown model), or when the run needs,
+    or would reach, more than `max_calls` requests (see the module docstring). A back end's own bug propagates.
+    `on_progress(done, total)` runs in the calling thread after each document; if it raises, pending documents
+    are cancelled, calls in flight finish and are cached, and the exception propagates (that is how an
+    interrupted run is tested).
     """
     _check_inputs(doc_ids, texts, concurrency)
     log = log or logger.info
     job = _Job(
-        goal, prompt_spec, backend, cache, model_name, timeout_s, max_retries, backoff_base_s, backoff_cap_s, two_step
+        goal,
+        prompt_spec,
+        backend,
+        cache,
+        model_name,
+        timeout_s,
+        max_retries,
+        backoff_base_s,
+        backoff_cap_s,
+        two_step,
+        max_calls,
     )
     started = time.perf_counter()
-    log(_estimate(job, texts))
+    pending = pending_calls(goal, texts, prompt_spec, cache, model_name, two_step=two_step)
+    log(_estimate_line(model_name, pending))
+    if max_calls is not None and pending.calls > max_calls:
+        raise ProposerError(
+            f"LLM proposer: {pending.n_to_send} uncached documents need {pending.calls} calls, above "
+            f"{MAX_CALLS_ENV}={max_calls}; no call was made. Raise {MAX_CALLS_ENV}, or propose fewer documents"
+        )
     outcomes = _run_pool(job, doc_ids, texts, concurrency, on_progress)
     result = _result(job, doc_ids, outcomes, proposer, time.perf_counter() - started)
     log(_summary(result.stats))
@@ -301,23 +343,53 @@ def _check_inputs(doc_ids: Sequence[object], texts: Sequence[str], concurrency: 
         raise ProposerError(f"LLM proposer: concurrency must be at least 1, got {concurrency}")
 
 
-def _estimate(job: _Job, texts: Sequence[str]) -> str:
-    """What the run will send, from the cache alone (uncounted peeks); the second step's prompt is guessed."""
-    to_send = calls = tokens = 0
+@dataclass(frozen=True)
+class PendingCalls:
+    """What a run would send, from the cache alone: documents with a call to make, the calls, their tokens."""
+
+    n_documents: int
+    n_cached: int
+    n_to_send: int
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def pending_calls(
+    goal: str, texts: Sequence[str], spec: PromptSpec, cache: ReplyCache, model_name: str, *, two_step: bool
+) -> PendingCalls:
+    """The calls a run would make, by the same cache keys, with uncounted peeks; makes no call.
+
+    Tokens are estimates at 4 characters per token; the second step's prompt holds a guessed analysis, and a
+    reply is guessed as that analysis plus `COMPLETION_TOKENS_PER_PROPERTY` per requested property.
+    """
+    to_send = calls = prompt_tokens = completion_tokens = 0
+    analysis_tokens = ANALYSIS_CHARS_GUESS // CHARS_PER_TOKEN
+    list_tokens = COMPLETION_TOKENS_PER_PROPERTY * spec.properties_per_document
     for text in texts:
-        messages = first_messages(job.goal, text, job.spec, two_step=job.two_step)
-        reply = job.cache.peek(cache_key(job.model_name, messages))
+        messages = first_messages(goal, text, spec, two_step=two_step)
+        reply = cache.peek(cache_key(model_name, messages))
         pending = [] if reply is not None else [messages]
-        if job.two_step:
-            followup = followup_messages(messages, reply or "x" * ANALYSIS_CHARS_GUESS, job.spec)
-            if reply is None or job.cache.peek(cache_key(job.model_name, followup)) is None:
+        if two_step:
+            followup = followup_messages(messages, reply or "x" * ANALYSIS_CHARS_GUESS, spec)
+            if reply is None or cache.peek(cache_key(model_name, followup)) is None:
                 pending.append(followup)
         to_send += bool(pending)
         calls += len(pending)
-        tokens += sum(_message_tokens(m) for m in pending)
+        prompt_tokens += sum(_message_tokens(m) for m in pending)
+        for request in pending:
+            if not two_step:
+                completion_tokens += analysis_tokens + list_tokens
+            else:
+                completion_tokens += analysis_tokens if request is messages else list_tokens
+    return PendingCalls(len(texts), len(texts) - to_send, to_send, calls, prompt_tokens, completion_tokens)
+
+
+def _estimate_line(model_name: str, pending: PendingCalls) -> str:
     return (
-        f"LLM proposal with {job.model_name}: {len(texts)} documents, {len(texts) - to_send} already cached, "
-        f"{to_send} to send ({calls} calls, ~{tokens} prompt tokens; estimated at 4 characters per token)"
+        f"LLM proposal with {model_name}: {pending.n_documents} documents, {pending.n_cached} already cached, "
+        f"{pending.n_to_send} to send ({pending.calls} calls, ~{pending.prompt_tokens} prompt tokens; "
+        "estimated at 4 characters per token)"
     )
 
 
@@ -343,6 +415,12 @@ def _run_pool(
                 on_progress(done, len(futures))
     except FatalBackendError as exc:
         raise ProposerError(f"LLM proposer stopped: {exc}") from None
+    except _BudgetExhausted:
+        raise ProposerError(
+            f"LLM proposer stopped: {job.max_calls} calls sent, the cap {MAX_CALLS_ENV}={job.max_calls} "
+            f"(retries count); {len(outcomes)} of {len(doc_ids)} documents done, their replies cached. "
+            f"Raise {MAX_CALLS_ENV} and run again to continue"
+        ) from None
     finally:
         job.stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
@@ -355,7 +433,7 @@ def _propose_one(job: _Job, doc_id: object, text: str) -> _Outcome:
         reply = _answer(job, messages)
         if job.two_step:
             reply = _answer(job, followup_messages(messages, reply, job.spec))
-    except (FatalBackendError, _Cancelled):
+    except (FatalBackendError, _Cancelled, _BudgetExhausted):
         raise
     except BackendError as exc:
         return _Outcome(doc_id, [], str(exc))
@@ -382,7 +460,8 @@ def _call_with_retries(job: _Job, messages: list[Message]) -> Completion:
     for attempt in range(job.max_retries + 1):
         if job.stop.is_set():
             raise _Cancelled
-        job.counters.add(calls_made=1)
+        if not job.reserve_call():
+            raise _BudgetExhausted
         try:
             completion = _complete(job.backend, messages, job.timeout_s)
         except BackendError as exc:
@@ -400,13 +479,16 @@ def _call_with_retries(job: _Job, messages: list[Message]) -> Completion:
 
 
 def _complete(backend: ChatBackend, messages: list[Message], timeout_s: float) -> Completion:
-    """A third-party back end's own exception (a bug, an unwrapped client error) fails one document, not the run."""
+    """The back end's answer; Python's own timeout and connection errors count as the server's (retryable).
+
+    Any other exception is the back end's bug and propagates unchanged, stopping the run.
+    """
     try:
         return backend.complete(messages, timeout_s)
     except BackendError:
         raise
-    except Exception as exc:
-        raise BackendError(redact(f"back end raised {type(exc).__name__}: {exc}")[:300]) from None
+    except (TimeoutError, ConnectionError) as exc:
+        raise TransientBackendError(redact(f"transport error {type(exc).__name__}: {exc}")[:300]) from None
 
 
 def _delay(job: _Job, attempt: int, retry_after: float | None) -> float:
