@@ -5,15 +5,15 @@ from __future__ import annotations
 import dagster as dg
 
 from .documents import raw_documents
-from .encoder import compatibility_encoder
-from .evaluation import downstream_evaluation
-from .factors import latent_factors
-from .proposals import property_proposals
-from .scores import property_scores
-from .sources import corpus_file, goal_spec
-from .vocabulary import property_vocabulary
+from .encoder import EncoderTrainingConfig, compatibility_encoder
+from .evaluation import EvaluationConfig, downstream_evaluation
+from .factors import FactorConfig, latent_factors
+from .proposals import ProposalConfig, property_proposals
+from .scores import ScoreConfig, property_scores
+from .sources import corpus_file, factor_spec, goal_spec, task_spec
+from .vocabulary import VocabularyConfig, property_vocabulary
 
-SOURCES = [goal_spec, corpus_file]
+SOURCES = [corpus_file, goal_spec, factor_spec, task_spec]
 PIPELINE = [
     raw_documents,
     property_proposals,
@@ -23,6 +23,15 @@ PIPELINE = [
     latent_factors,
     downstream_evaluation,
 ]
+# Each stage's run config (the Launchpad's `ops: {NAME: {config: ...}}`); raw_documents takes none.
+STAGE_CONFIGS: dict[str, type[dg.Config]] = {
+    "property_proposals": ProposalConfig,
+    "property_vocabulary": VocabularyConfig,
+    "compatibility_encoder": EncoderTrainingConfig,
+    "property_scores": ScoreConfig,
+    "latent_factors": FactorConfig,
+    "downstream_evaluation": EvaluationConfig,
+}
 PIPELINE_JOB = "instructlf_pipeline"
 OBSERVE_JOB = "observe_sources"
 
@@ -34,5 +43,5 @@ pipeline_job = dg.define_asset_job(
 observe_job = dg.define_asset_job(
     OBSERVE_JOB,
     selection=dg.AssetSelection.keys(*(source.key for source in SOURCES)),
-    description="Observe the goal and corpus hashes, so changed inputs mark their dependants stale.",
+    description="Observe the corpus and every stage's settings, so a changed input marks its dependants stale.",
 )

@@ -21,13 +21,17 @@ def expect(
     frame: pd.DataFrame,
     build: SuiteBuilder,
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    explain: str = "",
     **metadata: object,
 ) -> dg.AssetCheckResult:
+    """Validate `frame` with the GX suite `build(gxe)`; `explain` says in the project's words what failed and
+    which setting to change, ahead of GX's own summary."""
     outcome = validate_frame(frame, build, name)
+    summary = outcome.summary()
     return dg.AssetCheckResult(
         check_name=name,
         passed=bool(outcome.success),
         severity=severity,
-        description=outcome.summary(),
+        description=f"{explain} ({summary})" if explain and not outcome.success else summary,
         metadata={"evaluated_expectations": outcome.evaluated, "failures": outcome.failures, **metadata},
     )

@@ -7,21 +7,31 @@ import pandas as pd
 from dagster import AssetExecutionContext
 
 from .checks import expect, spec
-from .core.catalogue import data_dir
-from .core.corpus import load_documents
+from .core.catalogue import DatasetSpec, TaskSpec, data_dir
+from .core.content_version import table_version
+from .core.corpus import CorpusLoad, load_documents
+from .core.settings import stage_settings
 from .metadata import markdown_table
 from .partitions import dataset_for
+from .publishing import publish
 from .sources import corpus_file, stage_asset
 
 ASSET = "raw_documents"
+MIN_TRAIN_DOCUMENTS = 10
+MIN_DISTINCT_TRAIN_TEXTS = 2
 
 
 @stage_asset(
     deps=[corpus_file],
-    code_version="1",
+    code_version="2",  # 2: checks before storing; content data version
     kinds={"pandas"},
     check_specs=[
-        spec(ASSET, "documents_are_well_formed", "ids unique and non-null, text non-empty, at least one row"),
+        spec(
+            ASSET,
+            "splits_are_usable",
+            f"train has >= {MIN_TRAIN_DOCUMENTS} documents and >= {MIN_DISTINCT_TRAIN_TEXTS} distinct texts; "
+            "the splits the task evaluates on are not empty",
+        ),
         spec(
             ASSET,
             "loaded_without_repairs",
@@ -36,8 +46,12 @@ def raw_documents(context: AssetExecutionContext) -> Iterator[object]:
     loaded = load_documents(dataset, data_dir())
     documents = loaded.documents
     splits = documents["split"].value_counts().to_dict()
-    yield dg.Output(
+    yield from publish(
+        context,
         documents,
+        version=table_version(documents),
+        checks=document_checks(dataset, loaded),
+        settings=stage_settings(dataset, ASSET),
         metadata={
             "dagster/row_count": len(documents),
             "source": loaded.source,
@@ -49,25 +63,58 @@ def raw_documents(context: AssetExecutionContext) -> Iterator[object]:
             "preview": markdown_table(documents.head(5)),
         },
     )
-    yield expect(
-        "documents_are_well_formed",
-        documents,
-        lambda gxe: [
-            gxe.ExpectTableRowCountToBeBetween(min_value=1),
-            gxe.ExpectColumnValuesToNotBeNull(column="doc_id"),
-            gxe.ExpectColumnValuesToBeUnique(column="doc_id"),
-            gxe.ExpectColumnValueLengthsToBeBetween(column="text", min_value=1),
-            gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "valid", "test"]),
-        ],
+
+
+def required_splits(task: TaskSpec) -> dict[str, int]:
+    """Documents each split needs for the stages and the task to mean anything."""
+    need = {"train": MIN_TRAIN_DOCUMENTS}
+    if task.type == "recommendation":
+        need["valid"] = 1  # the kNN's N is tuned there
+    if task.type in ("planted_factors", "recommendation", "next_action") or (
+        task.type == "classification" and not task.cross_validate
+    ):
+        need["test"] = 1
+    return need
+
+
+def document_checks(dataset: DatasetSpec, loaded: CorpusLoad) -> list[dg.AssetCheckResult]:
+    documents = loaded.documents
+    counts = documents["split"].value_counts()
+    need = required_splits(dataset.task)
+    train_texts = documents.loc[documents["split"] == "train", "text"]
+    usable = pd.DataFrame(
+        {
+            "what": [f"split {name}" for name in need] + ["distinct train texts"],
+            "have": [int(counts.get(name, 0)) for name in need] + [int(train_texts.nunique())],
+            "need": [*need.values(), MIN_DISTINCT_TRAIN_TEXTS],
+        }
     )
-    # Repairs keep the run going (documented in the README); the warning makes them visible in the UI.
-    yield expect(
-        "loaded_without_repairs",
-        pd.DataFrame({"n_truncated": [loaded.n_truncated], "n_nul_removed": [loaded.n_nul_removed]}),
-        lambda gxe: [
-            gxe.ExpectColumnValuesToBeBetween(column="n_truncated", max_value=0),
-            gxe.ExpectColumnValuesToBeBetween(column="n_nul_removed", max_value=0),
-        ],
-        severity=dg.AssetCheckSeverity.WARN,
-        max_text_chars=dataset.max_text_chars,
-    )
+    short = usable[usable["have"] < usable["need"]]
+    explain = "; ".join(f"{r.what} has {r.have} (needs >= {r.need})" for r in short.itertuples())
+    if len(short):
+        explain += (
+            f"; add documents to dataset '{dataset.name}', or change split.valid_fraction / split.test_fraction "
+            f"in its catalogue entry"
+        )
+    repairs = pd.DataFrame({"n_truncated": [loaded.n_truncated], "n_nul_removed": [loaded.n_nul_removed]})
+    return [
+        expect(
+            "splits_are_usable",
+            usable,
+            lambda gxe: [gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="have", column_B="need", or_equal=True)],
+            explain=explain,
+        ),
+        # Repairs keep the run going (documented in the README); the warning makes them visible in the UI.
+        expect(
+            "loaded_without_repairs",
+            repairs,
+            lambda gxe: [
+                gxe.ExpectColumnValuesToBeBetween(column="n_truncated", max_value=0),
+                gxe.ExpectColumnValuesToBeBetween(column="n_nul_removed", max_value=0),
+            ],
+            severity=dg.AssetCheckSeverity.WARN,
+            explain=f"{loaded.n_truncated} text(s) cut to max_text_chars {dataset.max_text_chars}, "
+            f"{loaded.n_nul_removed} cleaned of NUL characters",
+            max_text_chars=dataset.max_text_chars,
+        ),
+    ]

@@ -14,8 +14,10 @@ from resources import EncoderResource
 
 from .checks import expect, spec
 from .core.artifacts import EncoderArtifact
+from .core.content_version import directory_version
 from .core.dedup import Vocabulary, map_proposals
 from .core.encoder_training import TrainingOptions, fine_tune, recall_at_k, save_model, training_pairs
+from .publishing import publish
 from .sources import stage_asset
 
 ASSET = "compatibility_encoder"
@@ -63,7 +65,7 @@ def mapped_proposals(property_proposals: pd.DataFrame, vocabulary: pd.DataFrame)
 
 
 @stage_asset(
-    code_version="2",  # 2: freeze_layers defaults to 3
+    code_version="3",  # 2: freeze_layers defaults to 3; 3: checks before storing, content data version
     kinds={"pytorch"},
     pool="gpu",
     check_specs=[
@@ -115,8 +117,12 @@ def compatibility_encoder(
     }
     with tempfile.TemporaryDirectory(prefix="instructlf-encoder-") as scratch:
         save_model(model, Path(scratch))
-        yield dg.Output(
+        yield from publish(
+            context,
             EncoderArtifact(Path(scratch), summary),
+            version=directory_version(Path(scratch)),
+            checks=encoder_checks(base_recall, tuned_recall, config.recall_k),
+            config=config,
             metadata={
                 "n_pairs_available": len(pairs),
                 "n_pairs_trained": report.n_pairs,
@@ -128,12 +134,18 @@ def compatibility_encoder(
                 "device": encoder.resolved_device(),
             },
         )
+
+
+def encoder_checks(base_recall: float, tuned_recall: float, k: int) -> list[dg.AssetCheckResult]:
     comparison = pd.DataFrame({"tuned": [tuned_recall], "base": [base_recall]})
-    yield expect(
-        "beats_base_model",
-        comparison,
-        lambda gxe: [gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="tuned", column_B="base", or_equal=True)],
-        severity=dg.AssetCheckSeverity.WARN,
-        base_recall=base_recall,
-        tuned_recall=tuned_recall,
-    )
+    return [
+        expect(
+            "beats_base_model",
+            comparison,
+            lambda gxe: [gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="tuned", column_B="base", or_equal=True)],
+            severity=dg.AssetCheckSeverity.WARN,
+            explain=f"fine-tuning lowered held-out recall@{k} from {base_recall:.3f} to {tuned_recall:.3f}",
+            base_recall=base_recall,
+            tuned_recall=tuned_recall,
+        )
+    ]

@@ -10,10 +10,12 @@ from pydantic import Field
 
 from .checks import expect, spec
 from .core.artifacts import FactorModel, ScoreMatrix
-from .core.factors import FactorOptions, fit_factors
+from .core.content_version import array_version, combine, table_version
+from .core.settings import stage_settings
 from .metadata import factors_markdown, png_markdown
 from .partitions import dataset_for
-from .sources import stage_asset
+from .publishing import publish
+from .sources import factor_spec, stage_asset
 
 ASSET = "latent_factors"
 
@@ -30,11 +32,17 @@ class FactorConfig(dg.Config):
 
 
 @stage_asset(
-    code_version="1",
+    deps=[factor_spec],
+    code_version="2",  # 2: checks before storing; content data version; empty factors are reported
     kinds={"pytorch"},
     check_specs=[
-        spec(ASSET, "every_property_assigned_once", "each vocabulary property belongs to exactly one factor"),
         spec(ASSET, "factor_model_is_sound", "no NaN in weights or scores; total correlation > 0"),
+        spec(
+            ASSET,
+            "every_factor_has_properties",
+            "no factor was left without a property (else n_factors is larger than the data supports)",
+            blocking=False,
+        ),
         spec(ASSET, "factor_model_converged", "CorEx stopped improving before max_iter", blocking=False),
     ],
 )
@@ -46,6 +54,8 @@ def latent_factors(
     property_scores: ScoreMatrix,
 ) -> Iterator[object]:
     """Named latent factors (clusters of co-occurring properties), CorEx weights and document factor scores."""
+    from .core.factors import FactorOptions, fit_factors  # imports torch: not at code-location load
+
     dataset = dataset_for(context)
     is_train = (raw_documents["split"] == "train").to_numpy()
     values = np.asarray(property_scores.values)
@@ -58,8 +68,18 @@ def latent_factors(
     model = fit_factors(values[is_train], values, property_scores.doc_ids, property_vocabulary, options)
     if model.summary["note"]:
         context.log.warning(str(model.summary["note"]))
-    yield dg.Output(
+    yield from publish(
+        context,
         model,
+        version=combine(
+            array_version(model.weights),
+            table_version(model.assignments),
+            table_version(model.factors),
+            table_version(model.document_scores),
+        ),
+        checks=factor_checks(model),
+        config=config,
+        settings=stage_settings(dataset, ASSET),
         metadata={
             "n_factors": int(model.summary["n_factors"]),
             "total_correlation": float(model.summary["tc"]),
@@ -69,16 +89,9 @@ def latent_factors(
             "heat_map": _heat_map(model),
         },
     )
-    yield expect(
-        "every_property_assigned_once",
-        model.assignments.assign(expected=model.assignments["property_id"].isin(property_vocabulary["property_id"])),
-        lambda gxe: [
-            gxe.ExpectTableRowCountToEqual(value=len(property_vocabulary)),
-            gxe.ExpectColumnValuesToBeUnique(column="property_id"),
-            gxe.ExpectColumnValuesToNotBeNull(column="factor_id"),
-            gxe.ExpectColumnValuesToBeInSet(column="expected", value_set=[True]),
-        ],
-    )
+
+
+def factor_checks(model: FactorModel) -> list[dg.AssetCheckResult]:
     soundness = pd.DataFrame(
         {
             "nan_weights": [int(np.isnan(model.weights).sum())],
@@ -86,22 +99,36 @@ def latent_factors(
             "total_correlation": [float(model.summary["tc"])],
         }
     )
-    yield expect(
-        "factor_model_is_sound",
-        soundness,
-        lambda gxe: [
-            gxe.ExpectColumnValuesToBeBetween(column="nan_weights", max_value=0),
-            gxe.ExpectColumnValuesToBeBetween(column="nan_scores", max_value=0),
-            gxe.ExpectColumnValuesToBeBetween(column="total_correlation", min_value=0, strict_min=True),
-        ],
-    )
-    # Not converging within max_iter leaves a usable, slightly suboptimal model: worth a warning, not a stop.
-    yield expect(
-        "factor_model_converged",
-        pd.DataFrame({"converged": [bool(model.summary["converged"])], "n_iter": [int(model.summary["n_iter"])]}),
-        lambda gxe: [gxe.ExpectColumnValuesToBeInSet(column="converged", value_set=[True])],
-        severity=dg.AssetCheckSeverity.WARN,
-    )
+    sizes = model.factors[["factor_id", "n_properties"]]
+    empty = sizes.loc[sizes["n_properties"] == 0, "factor_id"].tolist()
+    return [
+        expect(
+            "factor_model_is_sound",
+            soundness,
+            lambda gxe: [
+                gxe.ExpectColumnValuesToBeBetween(column="nan_weights", max_value=0),
+                gxe.ExpectColumnValuesToBeBetween(column="nan_scores", max_value=0),
+                gxe.ExpectColumnValuesToBeBetween(column="total_correlation", min_value=0, strict_min=True),
+            ],
+            explain="CorEx produced NaN or no total correlation: the score matrix carries no shared signal",
+        ),
+        expect(
+            "every_factor_has_properties",
+            sizes,
+            lambda gxe: [gxe.ExpectColumnValuesToBeBetween(column="n_properties", min_value=1)],
+            severity=dg.AssetCheckSeverity.WARN,
+            explain=f"{len(empty)} of {len(sizes)} factors have no property ({', '.join(empty[:10])}): lower "
+            "n_factors in the catalogue entry",
+        ),
+        # Not converging within max_iter leaves a usable, slightly suboptimal model: worth a warning, not a stop.
+        expect(
+            "factor_model_converged",
+            pd.DataFrame({"converged": [bool(model.summary["converged"])], "n_iter": [int(model.summary["n_iter"])]}),
+            lambda gxe: [gxe.ExpectColumnValuesToBeInSet(column="converged", value_set=[True])],
+            severity=dg.AssetCheckSeverity.WARN,
+            explain=f"CorEx ran all {int(model.summary['n_iter'])} iterations: raise max_iter in the asset config",
+        ),
+    ]
 
 
 def _heat_map(model: FactorModel, max_properties_per_factor: int = 4) -> dg.MetadataValue:

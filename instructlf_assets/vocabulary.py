@@ -3,7 +3,6 @@
 from collections.abc import Iterator
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext
 from pydantic import Field
@@ -11,26 +10,39 @@ from pydantic import Field
 from resources import EncoderResource
 
 from .checks import expect, spec
-from .core.dedup import DedupOptions, build_vocabulary
-from .core.errors import ProposerError
+from .core.content_version import table_version
+from .core.dedup import DedupOptions, Vocabulary, build_vocabulary, map_proposals
 from .metadata import markdown_table
+from .publishing import publish
 from .sources import stage_asset
 
 ASSET = "property_vocabulary"
+MIN_PROPERTIES = 2
 
 
 class VocabularyConfig(dg.Config):
     merge_threshold: float = Field(0.85, gt=0.0, le=1.0, description="Cosine similarity at which phrases merge.")
     min_support: int = Field(3, ge=1, description="Keep properties proposed for at least this many documents.")
     max_properties: int = Field(2000, ge=2, description="Keep at most this many, by support.")
+    min_coverage: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Warn when fewer than this share of training documents have any vocabulary property.",
+    )
 
 
 @stage_asset(
-    code_version="1",
+    code_version="2",  # 2: checks before storing; content data version; checks that can fail
     kinds={"pandas"},
     check_specs=[
-        spec(ASSET, "vocabulary_is_deduplicated", "texts unique, no two closer than the merge threshold"),
-        spec(ASSET, "support_above_minimum", "every property proposed by >= min_support documents"),
+        spec(ASSET, "vocabulary_is_large_enough", f"at least {MIN_PROPERTIES} properties reached min_support"),
+        spec(
+            ASSET,
+            "vocabulary_covers_documents",
+            "at least min_coverage of the training documents have a vocabulary property",
+            blocking=False,
+        ),
     ],
 )
 def property_vocabulary(
@@ -47,17 +59,14 @@ def property_vocabulary(
     options = DedupOptions(config.merge_threshold, config.min_support, config.max_properties)
     train_ids = raw_documents.loc[raw_documents["split"] == "train", "doc_id"]
     train_like = property_proposals[property_proposals["doc_id"].isin(train_ids)]
-    embed = encoder.embedder(encoder.load_base())
-    vocabulary = build_vocabulary(train_like, embed, options)
+    vocabulary = build_vocabulary(train_like, encoder.embedder(encoder.load_base()), options)
     table = vocabulary.table
-    if len(table) < 2:
-        raise ProposerError(
-            f"dataset '{context.partition_key}': only {len(table)} propert(y/ies) reached min_support "
-            f"{config.min_support} (from {vocabulary.n_normalised} distinct proposals); lower min_support or "
-            "propose for more documents"
-        )
-    yield dg.Output(
+    yield from publish(
+        context,
         table,
+        version=table_version(table),
+        checks=vocabulary_checks(context.partition_key, vocabulary, train_like, train_ids, config),
+        config=config,
         metadata={
             "dagster/row_count": len(table),
             "n_proposals": vocabulary.n_raw,
@@ -67,21 +76,37 @@ def property_vocabulary(
             "preview": markdown_table(table.assign(variants=table["variants"].map(len)), 25),
         },
     )
-    vectors = embed(table["text"].tolist())
-    similarity = vectors @ vectors.T
-    np.fill_diagonal(similarity, -1.0)
-    nearest = pd.DataFrame({"text": table["text"], "nearest_similarity": similarity.max(axis=1)})
-    yield expect(
-        "vocabulary_is_deduplicated",
-        nearest,
-        lambda gxe: [
-            gxe.ExpectColumnValuesToBeUnique(column="text"),
-            gxe.ExpectColumnValuesToBeBetween(column="nearest_similarity", max_value=config.merge_threshold - 1e-6),
-        ],
-        max_nearest_similarity=float(nearest["nearest_similarity"].max()),
-    )
-    yield expect(
-        "support_above_minimum",
-        table[["property_id", "support"]],
-        lambda gxe: [gxe.ExpectColumnValuesToBeBetween(column="support", min_value=config.min_support)],
-    )
+
+
+def vocabulary_checks(
+    dataset: str,
+    vocabulary: Vocabulary,
+    train_proposals: pd.DataFrame,
+    train_ids: pd.Series,
+    config: VocabularyConfig,
+) -> list[dg.AssetCheckResult]:
+    table = vocabulary.table
+    size = pd.DataFrame({"n_properties": [len(table)]})
+    mapped = map_proposals(train_proposals, vocabulary)
+    covered = set(mapped.loc[mapped["property_id"].notna(), "doc_id"])
+    coverage = len(covered & set(train_ids)) / max(len(train_ids), 1)
+    return [
+        expect(
+            "vocabulary_is_large_enough",
+            size,
+            lambda gxe: [gxe.ExpectColumnValuesToBeBetween(column="n_properties", min_value=MIN_PROPERTIES)],
+            explain=f"dataset '{dataset}': only {len(table)} propert(y/ies) reached min_support "
+            f"{config.min_support} (from {vocabulary.n_normalised} distinct proposals); lower min_support "
+            f"(`--config` with ops: {{property_vocabulary: {{config: {{min_support: 2}}}}}}) or propose for "
+            f"more documents",
+        ),
+        expect(
+            "vocabulary_covers_documents",
+            pd.DataFrame({"coverage": [coverage]}),
+            lambda gxe: [gxe.ExpectColumnValuesToBeBetween(column="coverage", min_value=config.min_coverage)],
+            severity=dg.AssetCheckSeverity.WARN,
+            explain=f"only {coverage:.0%} of training documents have a vocabulary property "
+            f"(min_coverage {config.min_coverage:.0%}): lower min_support, or expect weak factors",
+            coverage=coverage,
+        ),
+    ]

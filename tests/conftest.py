@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -107,6 +108,7 @@ class PipelineRun:
     vocabulary: object
     scores: np.ndarray
     factors: object
+    fitted_on: dict
 
 
 @pytest.fixture(scope="session")
@@ -124,12 +126,13 @@ def tiny_in_process(tmp_path_factory):
     from resources.storage import read_artifact
 
     storage = tmp_path_factory.mktemp("storage")
+    fitted_on: dict[str, object] = {}
     resources = {
         "io_manager": InstructLFIOManager(base_dir=str(storage)),
         "encoder": EncoderResource(),
         "proposer": ProposerResource(cache_dir=str(storage / "llm_cache")),
     }
-    with dg.instance_for_test() as instance:
+    with dg.instance_for_test() as instance, record_what_is_fitted(fitted_on):
         instance.add_dynamic_partitions(PARTITIONS_NAME, ["demo", "tiny"])
         result = dg.materialize(
             [*SOURCES, *PIPELINE],
@@ -152,4 +155,36 @@ def tiny_in_process(tmp_path_factory):
             vocabulary=artifact("property_vocabulary") if result.success else None,
             scores=np.array(artifact("property_scores").values) if result.success else None,
             factors=artifact("latent_factors") if result.success else None,
+            fitted_on=fitted_on,
         )
+
+
+@contextlib.contextmanager
+def record_what_is_fitted(fitted_on: dict):
+    """Wrap every unsupervised fit of the pipeline to record what it was given; behaviour is unchanged."""
+    import instructlf_assets.core.factors as factors
+    import instructlf_assets.encoder as encoder
+    import instructlf_assets.vocabulary as vocabulary
+
+    def spy(module, name, record):
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            record(*args, **kwargs)
+            return real(*args, **kwargs)
+
+        return module, name, wrapper
+
+    patches = [
+        spy(
+            vocabulary,
+            "build_vocabulary",
+            lambda proposals, *a, **k: fitted_on.update(vocabulary=set(proposals["doc_id"])),
+        ),
+        spy(encoder, "fine_tune", lambda model, pairs, *a, **k: fitted_on.update(encoder=set(pairs["anchor"]))),
+        spy(factors, "fit_factors", lambda train, *a, **k: fitted_on.update(corex=np.array(train))),
+    ]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for module, name, wrapper in patches:
+            monkeypatch.setattr(module, name, wrapper)
+        yield

@@ -122,6 +122,13 @@ class TaskSpec(_Strict):
     min_class_size: int = Field(5, ge=1, description="classification: smaller classes are dropped and counted.")
 
 
+class CorpusLimits(_Strict):
+    """Input a 2-core, 24 GB machine survives; larger corpora are refused before they are read whole."""
+
+    max_documents: int = Field(200_000, ge=1, description="Refuse a corpus with more rows than this.")
+    max_corpus_mb: float = Field(1024.0, gt=0, description="Refuse a corpus file larger than this (megabytes).")
+
+
 class PromptSpec(_Strict):
     instruction: str = DEFAULT_PROPOSAL_INSTRUCTION
     properties_per_document: int = Field(5, ge=1, le=30)
@@ -156,6 +163,7 @@ class DatasetSpec(_Strict):
     text_keep: Literal["start", "end"] = Field(
         "start", description="Which end of a long text survives truncation; 'end' for dialogues and trajectories."
     )
+    limits: CorpusLimits = CorpusLimits()
     prompt: PromptSpec = PromptSpec()
     task: TaskSpec = TaskSpec()
     n_factors: int | None = Field(None, ge=2, description="Latent factors; chosen from the vocabulary size if unset.")

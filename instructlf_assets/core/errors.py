@@ -29,3 +29,7 @@ class RunConfigError(InstructLFError):
 
 class ArtifactError(InstructLFError):
     """A stored artifact's manifest is unreadable or names a kind this code does not know; nothing is loaded."""
+
+
+class CheckFailedError(InstructLFError):
+    """A blocking data-quality check failed: the stage's output was not stored, so nothing downstream reads it."""

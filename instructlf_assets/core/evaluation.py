@@ -10,10 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import adjusted_mutual_info_score, roc_auc_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 METRIC_COLUMNS = ["method", "metric", "split", "value", "n", "stderr", "seed"]
 
@@ -44,6 +40,8 @@ def metric_key(row: pd.Series) -> str:
 
 def planted_ami(property_texts: list[str], assignments: np.ndarray, label_of) -> tuple[float, int]:
     """AMI between factor assignment and planted label, over the properties that carry a planted label."""
+    from sklearn.metrics import adjusted_mutual_info_score  # scikit-learn costs seconds to import
+
     labels = [label_of(text) for text in property_texts]
     keep = [i for i, label in enumerate(labels) if label is not None]
     if len(keep) < 2:
@@ -62,6 +60,11 @@ def binary_probe(
     seed: int = 0,
 ) -> list[Metric]:
     """Logistic-regression probe: accuracy (with binomial standard error) and ROC AUC on the test rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
     probe.fit(train_x, train_y)
     predicted = probe.predict(test_x)
