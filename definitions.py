@@ -10,7 +10,7 @@ import os
 
 import dagster as dg
 
-from instructlf_assets.assets import PIPELINE, SOURCES, observe_job, pipeline_job
+from instructlf_assets.assets import PIPELINE, PIPELINE_JOB, SOURCES, observe_job, pipeline_job
 from instructlf_assets.automation import JOBS, SCHEDULES, SENSORS
 from resources import EncoderResource, InstructLFIOManager, ProposerResource, default_storage_root
 from resources.storage import join_location
@@ -141,3 +141,8 @@ defs = dg.Definitions(
     executor=executor_from_environment(),
     resources=resources_from_environment(),
 )
+
+
+def reconstructable_pipeline() -> dg.JobDefinition:
+    """The pipeline job as this module builds it from the environment: what executor workers reconstruct."""
+    return defs.resolve_job_def(PIPELINE_JOB)

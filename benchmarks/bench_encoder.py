@@ -77,7 +77,7 @@ def run_variant(name: str, overrides: dict[str, object], seed: int) -> dict[str,
             for stat in instance.get_run_step_stats(result.run_id)
             if stat.start_time and stat.end_time
         }
-        report = build_report(instance, "demo") or {}
+        report = build_report(instance, defs, "demo") or {}
     encoder = result.asset_materializations_for_node("compatibility_encoder")[0].metadata
     value = lambda key: encoder[key].value  # noqa: E731
     return {

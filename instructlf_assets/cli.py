@@ -1,6 +1,6 @@
-"""`instructlf`: run, inspect and report datasets through the same Dagster instance the UI shows.
+"""`instructlf`: run, plan, inspect and report datasets through the same Dagster instance the UI shows.
 
-`run` never goes around Dagster: it observes the goal and corpus sources, asks Dagster which assets of the
+`run` never goes around Dagster: it observes the corpus and settings sources, asks Dagster which assets of the
 partition are stale or missing, and materializes those (and what depends on them) as a run of the pipeline job.
 """
 
@@ -13,12 +13,12 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_HOME = ".dagster_home"
+# Notices about Dagster's and libraries' own APIs (beta, deprecated): not about any number this tool reports.
+# Everything else stays visible; warnings raised while computing metrics are also kept in the report.
+QUIET_WARNING_CATEGORIES = (DeprecationWarning, FutureWarning)
+QUIET_DAGSTER_WARNINGS = ("BetaWarning", "PreviewWarning", "SupersessionWarning")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,15 +38,20 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instructlf", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="materialize what is stale or missing for a dataset, then report")
-    run.add_argument("dataset")
-    run.add_argument("--all", action="store_true", help="materialize every asset, stale or not")
-    run.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="YAML of asset config, as in the Launchpad: {ops: {compatibility_encoder: {config: {epochs: 2}}}}",
-    )
+    plan = commands.add_parser("plan", help="show what `run` would do (stages, LLM calls, cost) without doing it")
+    for command in (run, plan):
+        command.add_argument("dataset")
+        command.add_argument("--all", action="store_true", help="materialize every asset, stale or not")
+        command.add_argument(
+            "--config",
+            type=Path,
+            metavar="FILE",
+            help="YAML of asset config, as in the Launchpad: {ops: {compatibility_encoder: {config: {epochs: 2}}}}",
+        )
+    run.add_argument("--dry-run", action="store_true", help="print the plan and stop (same as `plan`)")
+    run.add_argument("--json", action="store_true", help="end with the report as one JSON object")
     run.set_defaults(handler=_run)
+    plan.set_defaults(handler=_plan)
     report = commands.add_parser("report", help="print a dataset's factors and metrics")
     report.add_argument("dataset")
     report.add_argument("--json", action="store_true", help="one JSON object: factors and metrics")
@@ -73,8 +78,19 @@ def _prepare_environment() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # model loading bars would bury the CLI's report
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    warnings.filterwarnings("ignore")
+    for category in QUIET_WARNING_CATEGORIES:
+        warnings.filterwarnings("ignore", category=category)
+    _quiet_dagster_api_notices()
     _initialise_instance(home)
+
+
+def _quiet_dagster_api_notices() -> None:
+    import dagster as dg
+
+    for name in QUIET_DAGSTER_WARNINGS:
+        category = getattr(dg, name, None)
+        if isinstance(category, type) and issubclass(category, Warning):
+            warnings.filterwarnings("ignore", category=category)
 
 
 def _initialise_instance(home: Path) -> None:
@@ -111,18 +127,28 @@ def _datasets(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _plan(args)
     from .core.catalogue import get_dataset
 
     get_dataset(args.dataset)
     import dagster as dg
 
-    from .staleness import materialize_partition
+    from definitions import defs, reconstructable_pipeline
+
+    from .orchestration import materialize_partition
 
     asset_config = _asset_config(args.config) if args.config else None
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         outcome = materialize_partition(
-            instance, args.dataset, force=args.all, announce=print, asset_config=asset_config
+            instance,
+            defs,
+            args.dataset,
+            force=args.all,
+            announce=print,
+            asset_config=asset_config,
+            reconstructable_job=reconstructable_pipeline,
         )
     if outcome.error:
         print(f"error: {outcome.error}", file=sys.stderr)
@@ -133,7 +159,42 @@ def _run(args: argparse.Namespace) -> int:
         print(f"dataset '{args.dataset}' is up to date; nothing to materialize")
     for line in outcome.warnings:
         print(f"warning: {line}")
-    return _report(argparse.Namespace(dataset=args.dataset, json=False))
+    return _report(argparse.Namespace(dataset=args.dataset, json=args.json))
+
+
+def _plan(args: argparse.Namespace) -> int:
+    """Observe the inputs and print what `run` would materialize and why, and what proposals would cost."""
+    from .core.catalogue import get_dataset
+
+    spec = get_dataset(args.dataset)
+    import dagster as dg
+
+    from definitions import defs
+
+    from .orchestration import effective_config, observe, plan_partition
+    from .partitions import ensure_partition
+    from .proposal_plan import proposal_plan_lines
+
+    asset_config = _asset_config(args.config) if args.config else None
+    effective_config(asset_config or {})
+    with dg.DagsterInstance.get() as instance:
+        ensure_partition(instance, args.dataset)
+        error = observe(instance, defs, args.dataset)
+        if error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        plan = plan_partition(instance, defs, args.dataset, args.all, asset_config)
+    if not plan.stages:
+        print(f"dataset '{args.dataset}' is up to date; `instructlf run {args.dataset}` would materialize nothing")
+        return 0
+    print(f"`instructlf run {args.dataset}` would materialize:")
+    for name, reason in plan.stages:
+        config = plan.ops.get(name, {}).get("config")
+        print(f"  {name:<22} {reason}" + (f" [config {config}]" if config else ""))
+    if "property_proposals" in plan.stage_names:
+        for line in proposal_plan_lines(defs, spec):
+            print(line)
+    return 0
 
 
 def _asset_config(path: Path) -> dict[str, dict]:
@@ -157,10 +218,17 @@ def _report(args: argparse.Namespace) -> int:
     get_dataset(args.dataset)
     import dagster as dg
 
+    from definitions import defs
+
+    from .orchestration import observe
+    from .partitions import PARTITIONS_NAME
     from .report import build_report, format_report
 
     with dg.DagsterInstance.get() as instance:
-        report = build_report(instance, args.dataset)
+        if instance.has_dynamic_partition(PARTITIONS_NAME, args.dataset):
+            # Observing first makes the report's "outdated" lines true of the corpus and catalogue as they are now.
+            observe(instance, defs, args.dataset)
+        report = build_report(instance, defs, args.dataset)
     if report is None:
         print(
             f"error: dataset '{args.dataset}' has no results yet; run `instructlf run {args.dataset}`",

@@ -1,18 +1,27 @@
-"""The report a user reads after a run: factors and metrics, from the stored artifacts of the latest run."""
+"""The report a user reads after a run: factors, metrics, and how they were made, from the stored artifacts.
+
+Every number comes with its provenance: the goal, proposer and model, each stage's run, time, code version and
+config, and whether anything upstream has changed since (then the numbers are stale, and the report says so).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from importlib import metadata
 
 import dagster as dg
 
+from .assets import PIPELINE, STAGE_CONFIGS
 from .core.artifacts import FactorModel
 from .core.evaluation import metric_key
+from .core.safe_text import safe_terminal_text
+from .orchestration import latest_materialization
+from .staleness import selection_with_reasons
 
 
-def build_report(instance: dg.DagsterInstance, partition_key: str) -> dict[str, object] | None:
-    from definitions import defs
-
+def build_report(instance: dg.DagsterInstance, defs: dg.Definitions, partition_key: str) -> dict[str, object] | None:
+    """Factors, metrics and provenance of the partition's latest materializations (None: never materialized)."""
     try:
         factors: FactorModel = defs.load_asset_value("latent_factors", partition_key=partition_key, instance=instance)
     except FileNotFoundError:
@@ -39,7 +48,47 @@ def build_report(instance: dg.DagsterInstance, partition_key: str) -> dict[str, 
             for row in factors.factors.itertuples()
         ],
         "metrics": metrics,
+        "provenance": provenance(instance, defs, partition_key),
     }
+
+
+def provenance(instance: dg.DagsterInstance, defs: dg.Definitions, partition_key: str) -> dict[str, object]:
+    """Who made each stage's stored version, when, with which code and config; and what is stale now."""
+    stages: dict[str, dict[str, object]] = {}
+    for asset in PIPELINE:
+        name = asset.key.to_user_string()
+        record = latest_materialization(instance, name, partition_key)
+        if record is None:
+            continue
+        materialization = record.asset_materialization
+        tags = materialization.tags or {}
+        stored = materialization.metadata
+        stages[name] = {
+            "run_id": record.run_id,
+            "materialized_at": dt.datetime.fromtimestamp(record.timestamp, dt.UTC).isoformat(timespec="seconds"),
+            "code_version": tags.get("dagster/code_version"),
+            "data_version": tags.get("dagster/data_version"),
+            "config": _data(stored.get("config")),
+            "settings": _data(stored.get("settings")),
+        }
+    proposals = stages.get("property_proposals", {})
+    proposal_settings = proposals.get("settings") or {}
+    evaluation = latest_materialization(instance, "downstream_evaluation", partition_key)
+    outdated = selection_with_reasons(instance, defs.resolve_asset_graph(), partition_key)
+    stale = {key.to_user_string(): reason for key, reason in outdated}
+    return {
+        "goal": proposal_settings.get("goal"),
+        "proposer": proposal_settings.get("proposer"),
+        "instructlf_version": metadata.version("instructlf"),
+        "stages": stages,
+        "stale": stale,
+        "up_to_date": not stale and len(stages) == len(PIPELINE),
+        "evaluation_warnings": _data(evaluation.asset_materialization.metadata.get("warnings")) if evaluation else [],
+    }
+
+
+def _data(value: object) -> object:
+    return getattr(value, "data", value)
 
 
 def _number(value: object) -> float | None:
@@ -47,12 +96,51 @@ def _number(value: object) -> float | None:
     return None if math.isnan(number) else number
 
 
+def non_default_config(stages: dict[str, dict]) -> dict[str, dict]:
+    """Per stage, the config fields that differ from the stage's defaults."""
+    changed: dict[str, dict] = {}
+    for name, stage in stages.items():
+        config = stage.get("config") or {}
+        if name in STAGE_CONFIGS and config:
+            defaults = STAGE_CONFIGS[name]().model_dump(mode="json")
+            diff = {k: v for k, v in config.items() if defaults.get(k) != v}
+            if diff:
+                changed[name] = diff
+    return changed
+
+
 def format_report(report: dict[str, object]) -> str:
+    """The text report. Factor names and properties come from documents and models: printed as inert text."""
     lines = [f"dataset {report['dataset']}: {len(report['factors'])} factors"]  # type: ignore[arg-type]
+    lines += _provenance_lines(report["provenance"])  # type: ignore[arg-type]
     for factor in report["factors"]:  # type: ignore[attr-defined]
-        props = "; ".join(factor["properties"][:5])
-        lines.append(f"  {factor['factor_id']} [{factor['tc_share']:.0%}] {factor['name']}\n      {props}")
+        props = "; ".join(safe_terminal_text(p) for p in factor["properties"][:5])
+        lines.append(f"  {factor['factor_id']} [{factor['tc_share']:.0%}] {safe_terminal_text(factor['name'])}")
+        lines.append(f"      {props}")
     lines.append("metrics:")
     for key, value in report["metrics"].items():  # type: ignore[attr-defined]
         lines.append(f"  {key:<42} {'n/a' if value is None else f'{value:.4f}'}")
     return "\n".join(lines)
+
+
+def _provenance_lines(made: dict[str, object]) -> list[str]:
+    stages: dict[str, dict] = made["stages"]  # type: ignore[assignment]
+    proposer = made.get("proposer") or {}
+    who = ", ".join(f"{k} {v}" for k, v in proposer.items() if v)  # type: ignore[union-attr]
+    evaluation = stages.get("downstream_evaluation", {})
+    lines = [
+        f"goal: {safe_terminal_text(made.get('goal') or '?')}",
+        f"proposer: {who or '?'}",
+        f"made by run {evaluation.get('run_id', '?')} at {evaluation.get('materialized_at', '?')}"
+        f" (instructlf {made['instructlf_version']}; stage code versions "
+        + ", ".join(f"{name} {stage.get('code_version')}" for name, stage in stages.items())
+        + ")",
+    ]
+    for name, diff in non_default_config(stages).items():
+        lines.append(f"config: {name} " + ", ".join(f"{k}={v}" for k, v in diff.items()))
+    stale: dict[str, str] = made["stale"]  # type: ignore[assignment]
+    for name, reason in stale.items():
+        lines.append(f"OUTDATED: {name} ({reason}); `instructlf run` refreshes it")
+    for warning in made.get("evaluation_warnings") or []:  # type: ignore[union-attr]
+        lines.append(f"evaluation warning: {warning}")
+    return lines

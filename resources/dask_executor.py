@@ -16,15 +16,14 @@ from collections.abc import Iterator
 from functools import partial
 
 import dagster as dg
-from dagster._core.definitions.executor_definition import executor, multiple_process_executor_requirements
-from dagster._core.errors import raise_execution_interrupts
-from dagster._utils import iterate_with_context
 from dagster_dask.executor import (
     DaskExecutor,
     dask_executor,
     get_dask_resource_requirements,
     query_on_dask_worker,
 )
+
+from instructlf_assets.dagster_internals import iterate_with_context, raise_execution_interrupts
 
 # Dask cannot size Dagster's step events for its memory accounting; it says so once per result, harmlessly.
 logging.getLogger("distributed.sizeof").setLevel(logging.ERROR)
@@ -86,9 +85,9 @@ def _run_step(dependencies, **kwargs):
     return query_on_dask_worker(dependencies, **kwargs)
 
 
-@executor(
+@dg.executor(
     name="dask",
-    requirements=multiple_process_executor_requirements(),
+    requirements=dg.multiple_process_executor_requirements(),
     config_schema=dask_executor.config_schema,
 )
 def record_safe_dask_executor(init_context) -> RecordSafeDaskExecutor:

@@ -19,13 +19,26 @@ def instance():
         yield instance
 
 
-def test_catalogue_sensor_adds_new_entries_and_requests_their_first_run(instance):
+def test_catalogue_sensor_adds_new_entries_without_starting_runs(instance, monkeypatch):
+    monkeypatch.delenv("INSTRUCTLF_AUTOMATION", raising=False)
     result = catalogue_sensor(dg.build_sensor_context(instance=instance))
-    assert sorted(r.partition_key for r in result.run_requests) == ["demo", "tiny"]
+    assert result.run_requests == []
     [request] = result.dynamic_partitions_requests
     assert sorted(request.partition_keys) == ["demo", "tiny"]
     instance.add_dynamic_partitions(PARTITIONS_NAME, ["demo", "tiny"])
     assert isinstance(catalogue_sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
+
+
+def test_with_automation_on_the_catalogue_sensor_requests_first_runs(instance, monkeypatch):
+    monkeypatch.setenv("INSTRUCTLF_AUTOMATION", "on")
+    result = catalogue_sensor(dg.build_sensor_context(instance=instance))
+    assert sorted(r.partition_key for r in result.run_requests) == ["demo", "tiny"]
+
+
+def test_schedule_and_refresh_sensor_are_off_unless_automation_is_switched_on():
+    assert daily_observation.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert stale_refresh_sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert catalogue_sensor.default_status == dg.DefaultSensorStatus.RUNNING  # adds partitions, runs nothing
 
 
 def test_daily_observation_observes_every_known_dataset(instance):
@@ -44,6 +57,7 @@ def observation_context(instance, tags):
         dagster_event=success,
         dagster_instance=instance,
         dagster_run=result.dagster_run,
+        repository_def=defs.get_repository_def(),
     )
 
 
@@ -66,7 +80,7 @@ def test_an_invalid_catalogue_entry_is_reported_and_valid_ones_still_get_partiti
     (tmp_path / "broken.yaml").write_text("goal: Which topics?\ncorpus: {path: ../../etc/passwd}\ncolour: red\n")
     monkeypatch.setenv("INSTRUCTLF_CATALOGUE", str(tmp_path))
     result = catalogue_sensor(dg.build_sensor_context(instance=instance))
-    assert sorted(r.partition_key for r in result.run_requests) == ["demo", "tiny"]
+    assert sorted(result.dynamic_partitions_requests[0].partition_keys) == ["demo", "tiny"]
     instance.add_dynamic_partitions(PARTITIONS_NAME, ["demo", "tiny"])
     skipped = catalogue_sensor(dg.build_sensor_context(instance=instance))
     assert isinstance(skipped, dg.SkipReason) and "invalid entries skipped: broken" in skipped.skip_message
