@@ -33,11 +33,14 @@ FORWARDED_TO_STEPS = (
 
 
 # Operators tune the LLM client per deployment (a slow local server, a strict rate limit) without run config.
+# The budget: a cap on a run's requests (checked before the first call) and a price for `instructlf plan`.
 LLM_TUNING_VARIABLES: dict[str, tuple[str, type]] = {
     "INSTRUCTLF_LLM_CONCURRENCY": ("concurrency", int),
     "INSTRUCTLF_LLM_TIMEOUT_S": ("timeout_s", float),
     "INSTRUCTLF_LLM_MAX_RETRIES": ("max_retries", int),
     "INSTRUCTLF_LLM_BACKOFF_S": ("backoff_base_s", float),
+    "INSTRUCTLF_LLM_MAX_CALLS": ("max_calls", int),
+    "INSTRUCTLF_LLM_PRICE_PER_MTOK": ("price_per_mtok", float),
 }
 
 

@@ -61,15 +61,22 @@ def base_encoder_identity(encoder: EncoderResource) -> str:
     return f"{BASE_ENCODER_PACKAGE}=={metadata.version(BASE_ENCODER_PACKAGE)}"
 
 
+def corpus_version(spec: DatasetSpec) -> str:
+    """The corpus bytes (or generator parameters) and the settings that say how they are read."""
+    return fingerprint(
+        {"corpus_bytes": corpus_fingerprint(spec, data_dir()), "settings": stage_settings(spec, "raw_documents")}
+    )
+
+
+def goal_version(spec: DatasetSpec, proposer: dict[str, object]) -> str:
+    """The goal and prompt, and the identity of the proposer that reads them."""
+    return fingerprint({"settings": stage_settings(spec, "property_proposals"), "proposer": proposer})
+
+
 @dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP)
 def corpus_file(context: OpExecutionContext) -> dg.DataVersionsByPartition:
     """The dataset's corpus as read: the hash of its bytes (or generator parameters) and of the reading settings."""
-    return _observe(
-        context,
-        lambda spec: fingerprint(
-            {"corpus": corpus_fingerprint(spec, data_dir()), **stage_settings(spec, "raw_documents")}
-        ),
-    )
+    return _observe(context, corpus_version)
 
 
 @dg.observable_source_asset(
@@ -78,9 +85,7 @@ def corpus_file(context: OpExecutionContext) -> dg.DataVersionsByPartition:
 def goal_spec(context: OpExecutionContext) -> dg.DataVersionsByPartition:
     """The dataset's goal and prompt, and the proposer back end, model and base encoder, observed as their hash."""
     identity = proposer_identity(context.resources.proposer, context.resources.encoder)
-    return _observe(
-        context, lambda spec: fingerprint({**stage_settings(spec, "property_proposals"), "proposer": identity})
-    )
+    return _observe(context, lambda spec: goal_version(spec, identity))
 
 
 @dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP)

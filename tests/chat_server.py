@@ -83,6 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                     "messages": messages,
+                    "model": body.get("model"),
                     "at": time.perf_counter(),
                 }
             )

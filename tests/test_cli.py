@@ -118,3 +118,23 @@ def test_asset_config_file_is_checked_against_the_assets_schemas(tmp_path):
     config.write_text("compatibility_encoder: {epochs: 2}\n")
     result = run_cli(["run", "tiny", "--config", str(config)], tmp_path / "home", TEST_CATALOGUE)
     assert result.returncode == 1 and "expected a mapping with one key 'ops'" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["os:system", "planted_on_path:Thing"])
+def test_a_tampered_manifest_makes_report_exit_1_in_one_line_and_imports_nothing(demo_home, tmp_path, kind):
+    home, _ = demo_home
+    manifest = home / "instructlf" / "latent_factors" / "demo" / "artifact.json"
+    original = manifest.read_text()
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    marker = tmp_path / "imported"
+    (planted / "planted_on_path.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Thing: ...\n")
+    manifest.write_text(json.dumps({"kind": kind}))
+    try:
+        result = run_cli(["report", "demo"], home, extra_env={"PYTHONPATH": str(planted)})
+    finally:
+        manifest.write_text(original)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error:") and kind in line and "Traceback" not in result.stderr
+    assert not marker.exists(), "the manifest got a module imported"

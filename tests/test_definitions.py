@@ -120,3 +120,48 @@ def test_the_package_never_imports_definitions_back_so_there_is_no_import_cycle(
         and ("from definitions import" in path.read_text() or "import definitions" in path.read_text())
     ]
     assert offenders == []
+
+
+def test_the_corpus_version_follows_the_file_bytes_and_every_reading_setting(tmp_path, monkeypatch):
+    import shutil
+
+    from instructlf_assets.core.catalogue import get_dataset
+    from instructlf_assets.sources import corpus_version
+    from tests.conftest import TEST_CATALOGUE, TEST_DATA
+
+    shutil.copytree(TEST_DATA / "tiny", tmp_path / "tiny")
+    monkeypatch.setenv("INSTRUCTLF_DATA_DIR", str(tmp_path))
+    spec = get_dataset("tiny", TEST_CATALOGUE)
+    before = corpus_version(spec)
+    with (tmp_path / "tiny" / "reviews.csv").open("a") as corpus:
+        corpus.write("added-1,a new review of a film,1\n")
+    appended = corpus_version(spec)
+    assert appended != before
+    for change in ({"max_text_chars": 100}, {"text_keep": "end"}, {"split": spec.split.model_copy(update={"seed": 1})}):
+        assert corpus_version(spec.model_copy(update=change)) != appended, change
+
+
+def test_the_goal_version_follows_goal_prompt_back_end_and_model():
+    from instructlf_assets.core.catalogue import get_dataset
+    from instructlf_assets.sources import goal_version, proposer_identity
+    from resources import EncoderResource
+    from resources import ProposerResource as Proposer
+    from tests.conftest import TEST_CATALOGUE
+
+    spec = get_dataset("tiny", TEST_CATALOGUE)
+    encoder = EncoderResource()
+
+    def ProposerResource(**fields):
+        return Proposer(cache_dir="unused", **fields)
+
+    offline = proposer_identity(ProposerResource(), encoder)
+    versions = {
+        goal_version(spec, offline),
+        goal_version(spec.model_copy(update={"goal": "Another goal?"}), offline),
+        goal_version(spec, proposer_identity(ProposerResource(backend="openai", model="a"), encoder)),
+        goal_version(spec, proposer_identity(ProposerResource(backend="openai", model="b"), encoder)),
+        goal_version(spec, proposer_identity(ProposerResource(), EncoderResource(base_model="/models/other"))),
+    }
+    assert len(versions) == 5
+    concurrency = proposer_identity(ProposerResource(backend="openai", model="a", concurrency=2), encoder)
+    assert goal_version(spec, concurrency) in versions, "how fast is not what: no re-run"

@@ -38,7 +38,7 @@ def load_encoder(path: str, device: str = "cpu", max_seq_length: int | None = No
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(path, device=resolve_device(device), local_files_only=True)
+    model = SentenceTransformer(path, device=resolve_device(device), local_files_only=True, trust_remote_code=False)
     if max_seq_length:
         model.max_seq_length = max_seq_length
     return model
