@@ -14,7 +14,7 @@ with the `i`-th smallest id (`weight_rows`). A first fit (`f00`..`fNN`, rows in 
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,22 +178,29 @@ def _drift_rows(
 
 
 def _renamed(model: FactorModel, renamed: dict[str, str], max_number: int) -> FactorModel:
-    """`model` with ids replaced in every table, per-factor arrays reordered to ascending new id, the max id kept."""
+    """`model` with ids replaced in every table, per-factor arrays reordered to ascending new id, the max id kept.
+
+    Document score columns follow the same order, so they stay the columns of `weights @ x` (see `core/transform`).
+    """
     old_rows = sorted(renamed, key=factor_number)  # the current row order of the per-factor arrays
     order = np.argsort([factor_number(renamed[i]) for i in old_rows], kind="stable")
-    n_factors = len(old_rows)
-    arrays = {
-        f.name: getattr(model, f.name)[order]
-        for f in dataclasses.fields(model)
-        if f.name not in _PER_PROPERTY_FIELDS
-        and isinstance(getattr(model, f.name), np.ndarray)
-        and getattr(model, f.name).ndim >= 1
-        and getattr(model, f.name).shape[0] == n_factors
-    }
-    factors = model.factors.assign(factor_id=model.factors["factor_id"].map(renamed))
-    assignments = model.assignments.assign(factor_id=model.assignments["factor_id"].map(renamed))
-    document_scores = model.document_scores.rename(columns=renamed)
-    summary = {**model.summary, "max_factor_id": int(max_number)}
-    return dataclasses.replace(
-        model, **arrays, factors=factors, assignments=assignments, document_scores=document_scores, summary=summary
+    stable = copy.copy(model)
+    for name, value in vars(model).items():  # every per-factor array, whichever the model carries
+        if _is_per_factor(name, value, len(old_rows)):
+            setattr(stable, name, value[order])
+    stable.factors = model.factors.assign(factor_id=model.factors["factor_id"].map(renamed))
+    stable.assignments = model.assignments.assign(factor_id=model.assignments["factor_id"].map(renamed))
+    scores = model.document_scores.rename(columns=renamed)
+    others = [c for c in scores.columns if c not in set(renamed.values())]
+    stable.document_scores = scores[[*others, *sorted(renamed.values(), key=factor_number)]]
+    stable.summary = {**model.summary, "max_factor_id": int(max_number)}
+    return stable
+
+
+def _is_per_factor(name: str, value: object, n_factors: int) -> bool:
+    return (
+        name not in _PER_PROPERTY_FIELDS
+        and isinstance(value, np.ndarray)
+        and value.ndim >= 1
+        and value.shape[0] == n_factors
     )

@@ -65,7 +65,7 @@ def test_permuted_factors_are_matched_back_to_their_ids_with_every_table_and_wei
     assert drift.counts() == {"n_kept": 3, "n_changed": 0, "n_new": 0, "n_gone": 0}
     topic = stable.assignments.groupby("factor_id")["text"].first().str.split().str[0].to_dict()
     assert topic == {"f00": "plot", "f01": "music", "f02": "acting"}
-    assert list(stable.document_scores.columns) == ["doc_id", "f02", "f00", "f01"]
+    assert list(stable.document_scores.columns) == ["doc_id", "f00", "f01", "f02"]  # in weight row order
     # Row i of the weights belongs to the i-th smallest id: f00 (plot) was the fitted f01, whose row held 1.0.
     rows = weight_rows(stable)
     assert stable.weights[rows["f00"], 0] == 1.0 and stable.weights[rows["f02"], 0] == 0.0
@@ -186,3 +186,16 @@ def test_a_corpus_that_gains_a_planted_aspect_keeps_the_old_ids_and_adds_one() -
         own = stable.assignments["text"].str.startswith(aspect).to_numpy()
         row = np.abs(stable.weights[rows[factor_id]])
         assert row[own].mean() > 3 * row[~own].mean()
+
+
+def test_renamed_weights_still_score_each_document_as_its_stored_factor_column() -> None:
+    scores, properties = planted_scores(ASPECTS[:5])
+    first, _ = stabilize_ids(None, fit(scores, properties, 5, seed=0))
+    stable, _ = stabilize_ids(first, fit(scores, properties, 5, seed=1))
+    if getattr(stable, "factor_std", None) is None:
+        pytest.skip("this FactorModel stores no factor_std, so it cannot score documents itself")
+    standardized = (scores.astype(np.float64) - stable.mean) / stable.scale
+    recomputed = standardized @ stable.weights.T.astype(np.float64) / stable.factor_std
+    stored = stable.document_scores.drop(columns="doc_id")
+    assert list(stored.columns) == sorted(stored.columns)  # columns in weight row order
+    np.testing.assert_allclose(recomputed, stored.to_numpy(), atol=1e-3)
