@@ -8,9 +8,14 @@ import pandas as pd
 from dagster import AssetExecutionContext
 from pydantic import Field
 
+from resources.storage import read_artifact
+
 from .checks import expect, spec
 from .core.artifacts import FactorModel, ScoreMatrix
 from .core.content_version import array_version, combine, table_version
+from .core.errors import ArtifactError
+from .core.factor_identity import FactorDrift, stabilize_ids, weight_rows
+from .core.safe_text import escape_markdown_cell
 from .core.settings import stage_settings
 from .metadata import factors_markdown, png_markdown
 from .partitions import dataset_for
@@ -33,7 +38,7 @@ class FactorConfig(dg.Config):
 
 @stage_asset(
     deps=[factor_spec],
-    code_version="2",  # 2: checks before storing; content data version; empty factors are reported
+    code_version="3",  # 3: factor ids kept across refits, drift table; 2: checks before storing, content version
     kinds={"pytorch"},
     check_specs=[
         spec(ASSET, "factor_model_is_sound", "no NaN in weights or scores; total correlation > 0"),
@@ -53,7 +58,11 @@ def latent_factors(
     property_vocabulary: pd.DataFrame,
     property_scores: ScoreMatrix,
 ) -> Iterator[object]:
-    """Named latent factors (clusters of co-occurring properties), CorEx weights and document factor scores."""
+    """Named latent factors (clusters of co-occurring properties), CorEx weights and document factor scores.
+
+    A refit keeps the id of each factor that shares most of its properties with one of the previous
+    materialization's factors; the `drift` metadata lists what was kept, changed, new and gone.
+    """
     from .core.factors import FactorOptions, fit_factors  # imports torch: not at code-location load
 
     dataset = dataset_for(context)
@@ -65,7 +74,8 @@ def latent_factors(
         seed=config.seed,
         device=config.device,
     )
-    model = fit_factors(values[is_train], values, property_scores.doc_ids, property_vocabulary, options)
+    fitted = fit_factors(values[is_train], values, property_scores.doc_ids, property_vocabulary, options)
+    model, drift = stabilize_ids(previous_factor_model(context), fitted)
     if model.summary["note"]:
         context.log.warning(str(model.summary["note"]))
     yield from publish(
@@ -86,9 +96,55 @@ def latent_factors(
             "converged": bool(model.summary["converged"]),
             "n_iter": int(model.summary["n_iter"]),
             "factors": factors_markdown(model.factors),
+            "drift": drift_markdown(drift),
+            **drift.counts(),
             "heat_map": _heat_map(model),
         },
     )
+
+
+def previous_factor_model(context: AssetExecutionContext) -> FactorModel | None:
+    """The factor model the latest materialization of this partition recorded (its `dagster/uri`), if readable."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]), limit=1
+    ).records
+    uri = records[0].asset_materialization.metadata.get("dagster/uri") if records else None
+    if uri is None:
+        return None
+    try:
+        previous = read_artifact(str(uri.value))
+    except (FileNotFoundError, ArtifactError) as exc:
+        context.log.warning(f"previous latent_factors unreadable, factor ids start afresh: {exc}")
+        return None
+    return previous if isinstance(previous, FactorModel) else None
+
+
+def drift_markdown(drift: FactorDrift, max_rows: int = 30, max_properties: int = 3) -> dg.MetadataValue:
+    """Each factor's fate since the previous materialization, with the overlap of its properties."""
+    if drift.first_fit:
+        lead = "First fit of this dataset: no previous materialization to compare with, every factor is new."
+    else:
+        counts = drift.counts()
+        lead = ", ".join(f"{counts[f'n_{s}']} {s}" for s in ("kept", "changed", "new", "gone")) + " since the last fit."
+    lines = [
+        lead,
+        "",
+        "| factor | status | overlap | compared with | previous top properties | top properties |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in drift.table.head(max_rows).itertuples():
+        before, after = (
+            ", ".join(escape_markdown_cell(t, max_chars=60) for t in list(texts)[:max_properties])
+            for texts in (row.previous_top_properties, row.top_properties)
+        )
+        cells = [
+            escape_markdown_cell(row.factor_id),
+            row.status,
+            f"{row.overlap:.2f}",
+            escape_markdown_cell(row.compared_with),
+        ]
+        lines.append(f"| {' | '.join(cells)} | {before or '-'} | {after or '-'} |")
+    return dg.MetadataValue.md("\n".join(lines))
 
 
 def factor_checks(model: FactorModel) -> list[dg.AssetCheckResult]:
@@ -145,7 +201,8 @@ def _heat_map(model: FactorModel, max_properties_per_factor: int = 4) -> dg.Meta
         top = ranked[ranked["factor_id"] == factor_id].nlargest(max_properties_per_factor, "mutual_information")
         columns.extend(top["column"].tolist())
         labels.extend(top["text"].tolist())
-    order = [int(factor_id[1:]) for factor_id in model.factors["factor_id"]]
+    rows = weight_rows(model)
+    order = [rows[factor_id] for factor_id in model.factors["factor_id"]]
     weights = model.weights[np.ix_(order, columns)]
     figure, axis = plt.subplots(figsize=(min(2 + 0.35 * len(columns), 18), 1 + 0.35 * len(order)))
     limit = float(np.abs(weights).max()) or 1.0

@@ -121,10 +121,10 @@ def _max_number(model: FactorModel) -> int:
 
 
 def _compared(column: np.ndarray, candidate_ids: list[str], matched: str | None) -> tuple[str | None, float]:
-    """The factor this one was compared with: its match, else the closest candidate (or none)."""
+    """The factor this one was compared with: its match, else the closest candidate (none when nothing overlaps)."""
     if matched is not None:
         return matched, float(column[candidate_ids.index(matched)])
-    if len(column) == 0:
+    if len(column) == 0 or float(np.max(column)) <= 0.0:
         return None, 0.0
     best = int(np.argmax(column))
     return candidate_ids[best], float(column[best])

@@ -1,0 +1,67 @@
+"""The latent_factors asset keeps factor ids across refits and shows the drift in its metadata."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from instructlf_assets.assets import PIPELINE, SOURCES
+from instructlf_assets.core.artifacts import ScoreMatrix
+from instructlf_assets.partitions import PARTITIONS_NAME
+from resources import EncoderResource, InstructLFIOManager, ProposerResource
+from resources.storage import read_artifact, write_artifact
+from tests.core.test_factor_identity import ASPECTS, aspect_of, planted_scores
+
+
+@pytest.fixture
+def refits(tmp_path):
+    """Materialize only latent_factors of `tiny` on planted upstream artifacts written straight into storage."""
+    storage = tmp_path / "storage"
+    resources = {
+        "io_manager": InstructLFIOManager(base_dir=str(storage)),
+        "encoder": EncoderResource(),
+        "proposer": ProposerResource(cache_dir=str(tmp_path / "llm_cache")),
+    }
+
+    def refit(aspects: list[str], seed: int, data_seed: int = 0):
+        scores, properties = planted_scores(aspects, seed=data_seed)
+        doc_ids = np.array([f"d{i:04d}" for i in range(len(scores))])
+        split = np.where(np.arange(len(scores)) < 400, "train", "test")
+        write_artifact(
+            storage / "raw_documents" / "tiny", pd.DataFrame({"doc_id": doc_ids, "text": "t", "split": split})
+        )
+        write_artifact(storage / "property_vocabulary" / "tiny", properties)
+        write_artifact(
+            storage / "property_scores" / "tiny", ScoreMatrix(scores, doc_ids, properties["property_id"].to_numpy())
+        )
+        config = {"latent_factors": {"config": {"n_factors": len(aspects), "seed": seed}}}
+        result = dg.materialize(
+            [*SOURCES, *PIPELINE],
+            selection=["latent_factors"],
+            partition_key="tiny",
+            instance=instance,
+            resources=resources,
+            run_config=dg.RunConfig(config),
+        )
+        [event] = result.get_asset_materialization_events()
+        return read_artifact(storage / "latent_factors" / "tiny"), event.materialization.metadata
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(PARTITIONS_NAME, ["tiny"])
+        yield refit
+
+
+def test_a_refit_with_another_seed_keeps_every_id_and_a_new_aspect_adds_one(refits):
+    first, metadata = refits(ASPECTS[:5], seed=0)
+    assert "First fit" in metadata["drift"].value and metadata["n_new"].value == 5
+    again, metadata = refits(ASPECTS[:5], seed=1)
+    assert aspect_of(again) == aspect_of(first)
+    assert [metadata[f"n_{s}"].value for s in ("kept", "changed", "new", "gone")] == [5, 0, 0, 0]
+    assert "5 kept, 0 changed, 0 new, 0 gone" in metadata["drift"].value
+    grown, metadata = refits(ASPECTS, seed=0, data_seed=3)
+    assert [metadata[f"n_{s}"].value for s in ("kept", "changed", "new", "gone")] == [5, 0, 1, 0]
+    assert "| f05 | new |" in metadata["drift"].value and aspect_of(grown)["f05"] == "humour"
+    assert {i: a for i, a in aspect_of(grown).items() if i != "f05"} == aspect_of(first)
+    assert "data:image/png;base64," in metadata["heat_map"].value
