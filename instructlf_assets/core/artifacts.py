@@ -64,7 +64,12 @@ class ScoreMatrix:
 
 @dataclass
 class FactorModel:
-    """Fitted Linear CorEx: weights, one factor per property, named factors, and document factor scores."""
+    """Fitted Linear CorEx: weights, one factor per property, named factors, and document factor scores.
+
+    ``factor_std``: each factor's total standard deviation on the training data, the divisor of
+    `LinearCorex.transform`; with ``mean``, ``scale`` and ``weights`` it scores new documents exactly as the stored
+    ones were scored. None for an artifact saved before it was stored (it cannot score new documents).
+    """
 
     weights: np.ndarray
     mean: np.ndarray
@@ -73,9 +78,13 @@ class FactorModel:
     factors: pd.DataFrame
     document_scores: pd.DataFrame
     summary: dict[str, object] = field(default_factory=dict)
+    factor_std: np.ndarray | None = None
 
     def save(self, directory: Path) -> None:
-        np.savez(directory / "corex.npz", weights=self.weights, mean=self.mean, scale=self.scale)
+        arrays = {"weights": self.weights, "mean": self.mean, "scale": self.scale}
+        if self.factor_std is not None:
+            arrays["factor_std"] = self.factor_std
+        np.savez(directory / "corex.npz", **arrays)
         self.assignments.to_parquet(directory / "assignments.parquet")
         self.factors.to_parquet(directory / "factors.parquet")
         self.document_scores.to_parquet(directory / "document_scores.parquet")
@@ -92,6 +101,7 @@ class FactorModel:
             pd.read_parquet(directory / "factors.parquet"),
             pd.read_parquet(directory / "document_scores.parquet"),
             json.loads((directory / "summary.json").read_text()),
+            arrays["factor_std"] if "factor_std" in arrays.files else None,
         )
 
 

@@ -61,7 +61,8 @@ def fit_factors(
     doc_scores = model.transform(np.asarray(all_scores, dtype=np.float32))
     assignments = _assignments(model, properties)
     factors = _factors(model, assignments, options)
-    columns = list(factors["factor_id"])
+    # Column j of the transform is factor j; the factor table is sorted by total correlation, not by j.
+    columns = [f"f{j:02d}" for j in range(doc_scores.shape[1])]
     document_scores = pd.DataFrame(doc_scores, columns=columns)
     document_scores.insert(0, "doc_id", doc_ids)
     summary = {
@@ -71,7 +72,16 @@ def fit_factors(
         "n_iter": int(model.n_iter_),
         "note": note or "",
     }
-    return FactorModel(model.weights_, model.mean_, model.scale_, assignments, factors, document_scores, summary)
+    return FactorModel(
+        model.weights_,
+        model.mean_,
+        model.scale_,
+        assignments,
+        factors,
+        document_scores,
+        summary,
+        factor_std=model.factor_std_,
+    )
 
 
 def _assignments(model: LinearCorex, properties: pd.DataFrame) -> pd.DataFrame:
