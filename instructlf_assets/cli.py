@@ -14,6 +14,8 @@ import time
 import warnings
 from pathlib import Path
 
+from .cli_use import add_use_commands
+
 DEFAULT_HOME = ".dagster_home"
 # Notices about Dagster's and libraries' own APIs (beta, deprecated): not about any number this tool reports.
 # Everything else stays visible; warnings raised while computing metrics are also kept in the report.
@@ -61,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="start `dagster dev` on the same instance")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
+    add_use_commands(commands)
     return parser
 
 

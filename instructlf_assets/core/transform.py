@@ -116,13 +116,18 @@ class FittedModel:
         return vectors
 
 
-def top_properties(scores: np.ndarray, properties: Sequence[str], k: int) -> list[list[list[object]]]:
-    """Per document, its `k` highest-scoring properties as [text, score] pairs, best first."""
+def top_property_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per document (row), the column indices of its `k` highest scores, best first."""
     k = min(k, scores.shape[1])
     if k <= 0:
-        return [[] for _ in range(len(scores))]
+        return np.zeros((len(scores), 0), dtype=np.int64)
     best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1), axis=1)
+    return np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1), axis=1)
+
+
+def top_properties(scores: np.ndarray, properties: Sequence[str], k: int) -> list[list[list[object]]]:
+    """Per document, its `k` highest-scoring properties as [text, score] pairs, best first."""
+    order = top_property_columns(scores, k)
     return [
         [[properties[j], round(float(row[j]), 4)] for j in columns] for row, columns in zip(scores, order, strict=True)
     ]
