@@ -3,8 +3,9 @@
 Drives the system Chromium (Debian package) through Playwright, so no browser is downloaded.
 
 Usage:
-  python scripts/ui_screenshot.py PORT OUTPUT_PNG
-      screenshot of the latent_factors page (partition demo) with its factor table open
+  python scripts/ui_screenshot.py PORT OUTPUT_PNG [--open KEY]
+      screenshot of the latent_factors page (partition demo) with the markdown of metadata KEY open
+      (default `factors`, the factor table; `drift` shows what a refit kept, changed, added and lost)
   python scripts/ui_screenshot.py PORT --check EXPECTED_JSON [--asset KEY] [--partition NAME]
       load the asset page with alert/confirm/prompt hooked and JavaScript dialogs recorded, then compare every
       markdown table of the metadata keys in EXPECTED_JSON ({"key": [[header cells], [row cells], ...]}) with
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 CHROMIUM = "/usr/bin/chromium"
@@ -60,7 +62,7 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
 
 
-def screenshot(port: str, output: str) -> None:
+def screenshot(port: str, output: str, key: str = "factors") -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -69,7 +71,8 @@ def screenshot(port: str, output: str) -> None:
         page.goto(asset_url(port, "latent_factors", "demo"), wait_until="networkidle")
         page.get_by_text("total_correlation").first.wait_for(timeout=60_000)
         dismiss_welcome_dialog(page)
-        markdown = page.get_by_text("[Show Markdown]")
+        key_cell = page.locator("td").filter(has_text=re.compile(rf"^\s*{re.escape(key)}\s*$"))
+        markdown = page.locator("tr").filter(has=key_cell).get_by_text("[Show Markdown]")
         if markdown.count():
             markdown.first.click()
             page.wait_for_timeout(1500)
@@ -150,11 +153,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--check", metavar="EXPECTED_JSON", help="check mode: expected tables per metadata key")
     parser.add_argument("--asset", default="latent_factors")
     parser.add_argument("--partition")
+    parser.add_argument("--open", default="factors", help="screenshot mode: the metadata key whose markdown to open")
     args = parser.parse_args(argv)
     if args.check is None:
         if args.output is None:
             parser.error("give OUTPUT_PNG, or --check EXPECTED_JSON")
-        screenshot(args.port, args.output)
+        screenshot(args.port, args.output, args.open)
         return 0
     with open(args.check, encoding="utf-8") as handle:
         expected = json.load(handle)

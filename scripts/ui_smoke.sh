@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# UI smoke test: start `dagster dev` on 127.0.0.1, materialize `demo` on the same instance, and take a headless
-# Chromium screenshot of the latent_factors asset page with its factor table open (docs/latent_factors.png).
+# UI smoke test: start `dagster dev` on 127.0.0.1, materialize `demo` on the same instance, refit its factors with
+# another seed, and take headless Chromium screenshots of the latent_factors asset page with its factor table open
+# (docs/latent_factors.png) and with the refit's drift table open (docs/latent_factors_drift.png).
 # Usage: scripts/ui_smoke.sh [port]   (run from the repository root, with the project installed)
 set -euo pipefail
 set -m
@@ -16,6 +17,10 @@ fi
 
 cd "$ROOT"
 instructlf run demo > /dev/null
+# A refit with another seed numbers CorEx's components otherwise; the drift table shows the ids were kept.
+REFIT="$DAGSTER_HOME/refit_seed.yaml"
+printf 'ops: {latent_factors: {config: {seed: %s}}}\n' "$(( $(date +%s) % 1000 + 1 ))" > "$REFIT"
+instructlf run demo --config "$REFIT" > /dev/null
 dagster dev -w workspace.yaml -h 127.0.0.1 -p "$PORT" > "$DAGSTER_HOME/ui_smoke.log" 2>&1 &
 DEV_PID=$!
 trap 'kill -TERM $DEV_PID 2>/dev/null || true; wait $DEV_PID 2>/dev/null || true' EXIT
@@ -31,4 +36,5 @@ done
 
 python -c "import playwright" 2>/dev/null || pip install -q playwright
 python "$ROOT/scripts/ui_screenshot.py" "$PORT" "$ROOT/docs/latent_factors.png"
-echo "screenshot: $ROOT/docs/latent_factors.png"
+python "$ROOT/scripts/ui_screenshot.py" "$PORT" "$ROOT/docs/latent_factors_drift.png" --open drift
+echo "screenshots: $ROOT/docs/latent_factors.png $ROOT/docs/latent_factors_drift.png"
