@@ -12,6 +12,7 @@ import dagster as dg
 
 from instructlf_assets.assets import PIPELINE, PIPELINE_JOB, SOURCES, observe_job, pipeline_job
 from instructlf_assets.automation import JOBS, SCHEDULES, SENSORS
+from instructlf_assets.scoring_assets import scored_documents
 from resources import EncoderResource, InstructLFIOManager, ProposerResource, default_storage_root
 from resources.storage import join_location
 
@@ -137,7 +138,7 @@ def resources_from_environment() -> dict[str, object]:
 
 
 defs = dg.Definitions(
-    assets=[*SOURCES, *PIPELINE],
+    assets=[*SOURCES, *PIPELINE, scored_documents],
     jobs=[pipeline_job, observe_job, *JOBS],
     schedules=SCHEDULES,
     sensors=SENSORS,

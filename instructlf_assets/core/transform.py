@@ -177,14 +177,21 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
             for record in table.to_dict(orient="records"):
                 handle.write(json.dumps({str(k): _plain(v) for k, v in record.items()}, ensure_ascii=False) + "\n")
         return
-    flat = table.copy()
-    for column in flat.columns:
-        if flat[column].dtype == object and flat[column].map(lambda v: isinstance(v, list | tuple | np.ndarray)).any():
-            flat[column] = flat[column].map(lambda v: json.dumps(_plain(v), ensure_ascii=False))
+    flat = lists_as_json(table)
     if fmt == "csv":
         flat.to_csv(path, index=False)
     else:
         flat.to_parquet(path, index=False)
+
+
+def lists_as_json(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose list-valued columns (`top_properties`: [text, score] pairs) are JSON strings, which CSV and
+    Parquet can hold (Parquet has no list of mixed types)."""
+    flat = table.copy()
+    for column in flat.columns:
+        if flat[column].dtype == object and flat[column].map(lambda v: isinstance(v, list | tuple | np.ndarray)).any():
+            flat[column] = flat[column].map(lambda v: json.dumps(_plain(v), ensure_ascii=False))
+    return flat
 
 
 def _plain(value: object) -> object:
