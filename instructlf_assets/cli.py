@@ -34,10 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     except InstructLFError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # `instructlf report demo | head -3`: the reader has what it wanted. Point stdout at /dev/null so the
+        # interpreter's final flush does not raise again, and exit 0 like other Unix tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instructlf", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="materialize what is stale or missing for a dataset, then report")
     plan = commands.add_parser("plan", help="show what `run` would do (stages, LLM calls, cost) without doing it")
@@ -61,10 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     datasets = commands.add_parser("datasets", help="list the catalogue")
     datasets.set_defaults(handler=_datasets)
     ui = commands.add_parser("ui", help="start `dagster dev` on the same instance")
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1 (default: %(default)s)")
     ui.set_defaults(handler=_ui)
     add_use_commands(commands)
     return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    return metadata.version("instructlf")
 
 
 def _prepare_environment() -> None:
@@ -81,6 +94,7 @@ def _prepare_environment() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # model loading bars would bury the CLI's report
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # libraries' progress bars (model cards, trainers): the CLI has its own
     for category in QUIET_WARNING_CATEGORIES:
         warnings.filterwarnings("ignore", category=category)
     _quiet_dagster_api_notices()
@@ -152,6 +166,7 @@ def _run(args: argparse.Namespace) -> int:
             announce=print,
             asset_config=asset_config,
             reconstructable_job=reconstructable_pipeline,
+            progress=lambda line: print(line, flush=True),
         )
     if outcome.error:
         print(f"error: {outcome.error}", file=sys.stderr)

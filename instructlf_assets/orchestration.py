@@ -9,9 +9,13 @@ already what made the stored version (said so), or is refused with the reason.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
+import threading
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -19,7 +23,7 @@ import dagster as dg
 from pydantic import ValidationError
 
 from .assets import OBSERVE_JOB, PIPELINE, PIPELINE_JOB, STAGE_CONFIGS
-from .core.errors import RunConfigError
+from .core.errors import InstructLFError, RunConfigError
 from .partitions import ensure_partition
 from .run_tags import HOST_TAG, LAUNCHED_BY, PID_TAG, cli_run_tags
 from .staleness import selection_with_reasons
@@ -90,8 +94,13 @@ def effective_config(ops: Mapping[str, object]) -> dict[str, dict]:
             raise RunConfigError(f"invalid asset config: --config names '{name}', which {where} (stages: {known})")
         if not isinstance(entry, Mapping) or set(entry) - {"config"}:
             raise RunConfigError(f"invalid asset config: ops.{name} must be a mapping with one key 'config'")
+        given = entry.get("config") or {}
+        unknown = sorted(set(given) - set(STAGE_CONFIGS[name].model_fields))
+        if unknown:  # dg.Config ignores unknown fields; here a typo must not vanish silently
+            fields = ", ".join(STAGE_CONFIGS[name].model_fields)
+            raise RunConfigError(f"invalid asset config: ops.{name}.config has no field {unknown} (fields: {fields})")
         try:
-            resolved[name] = STAGE_CONFIGS[name](**(entry.get("config") or {})).model_dump(mode="json")
+            resolved[name] = STAGE_CONFIGS[name](**given).model_dump(mode="json")
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise RunConfigError(f"invalid asset config: ops.{name}.config: {problems}") from None
@@ -156,6 +165,7 @@ def materialize_partition(
     announce: Callable[[str], None] = lambda line: None,
     asset_config: Mapping[str, object] | None = None,
     reconstructable_job: Callable[[], object] | None = None,
+    progress: Callable[[str], None] = lambda line: None,
 ) -> MaterializeOutcome:
     """Observe the inputs, then run what is stale, missing or reconfigured (everything with `force`).
 
@@ -178,9 +188,13 @@ def materialize_partition(
     run_config = {**QUIET_LOGS, **({"ops": plan.ops} if plan.ops else {})}
     keys = [dg.AssetKey(name) for name in plan.stage_names]
     if cli_executor() == "in_process":
-        result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
-            run_config=run_config, instance=instance, partition_key=partition_key, asset_selection=keys,
-            raise_on_error=False, tags=cli_run_tags(),
+        result = execute_with_progress(
+            lambda run_id: defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+                run_config=run_config, instance=instance, partition_key=partition_key, asset_selection=keys,
+                raise_on_error=False, tags=cli_run_tags(), run_id=run_id,
+            ),
+            instance,
+            progress,
         )  # fmt: skip
         return _outcome(result, plan)
     if reconstructable_job is None:
@@ -194,6 +208,64 @@ def materialize_partition(
         raise_on_error=False,
     ) as result:
         return _outcome(result, plan)
+
+
+def execute_with_progress(
+    execute: Callable[[str], dg.ExecuteInProcessResult],
+    instance: dg.DagsterInstance,
+    progress: Callable[[str], None],
+    poll_s: float = 1.0,
+) -> dg.ExecuteInProcessResult:
+    """Run `execute(run_id)` in a thread and pass on, as they happen, each stage's start, its own INFO lines
+    (what it is doing, chunk i of n) and its end with the elapsed time: a long run is never silent for minutes."""
+    run_id = str(uuid.uuid4())
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = execute(run_id)
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="instructlf-run", daemon=True)
+    started = time.monotonic()
+    worker.start()
+    cursor = None
+    while True:
+        finished = not worker.is_alive()
+        cursor = _report_progress(instance, run_id, cursor, started, progress)
+        if finished:
+            break
+        worker.join(poll_s)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["result"]  # type: ignore[return-value]
+
+
+def _report_progress(instance, run_id, cursor, started: float, progress: Callable[[str], None]):
+    if not instance.has_run(run_id):
+        return cursor
+    connection = instance.get_records_for_run(run_id, cursor=cursor)
+    for record in connection.records:
+        entry = record.event_log_entry
+        line = _progress_line(entry)
+        if line:
+            progress(f"  [{time.monotonic() - started:5.0f} s] {line}")
+    return connection.cursor
+
+
+def _progress_line(entry) -> str | None:
+    event = entry.dagster_event
+    if event is None:
+        message = entry.user_message.strip()
+        return f"{entry.step_key}: {message}" if entry.step_key and entry.level >= logging.INFO and message else None
+    if event.event_type == dg.DagsterEventType.STEP_START:
+        return f"{event.step_key}: started"
+    if event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+        return f"{event.step_key}: done in {event.event_specific_data.duration_ms / 1000:.0f} s"
+    if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+        return f"{event.step_key}: failed"
+    return None
 
 
 def cli_executor() -> str:
@@ -220,12 +292,30 @@ def failure_message(result: dg.ExecuteInProcessResult | dg.JobExecutionResult) -
     """The innermost error of the first failed step, without Dagster's wrappers, in one line."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            while error.cause is not None:
-                error = error.cause
+            error = _our_error(event.step_failure_data.error)
             lines = error.message.strip().splitlines() or [error.cls_name or "error"]
             return f"{_strip_exception_name(lines[0])} (step '{event.step_key}')"
     return "the run failed (see the run's logs in the Dagster UI)"
+
+
+def _our_error(error):
+    """The project's own error in the chain (it names dataset, file and setting), else the innermost cause.
+
+    Dagster wraps a step's exception, and ours may wrap a library's (pandas' "No columns to parse from file"):
+    the message a user can act on is ours, wherever it sits.
+    """
+    ours = {cls.__name__ for cls in _subclasses(InstructLFError)}
+    chain = [error]
+    while chain[-1].cause is not None:
+        chain.append(chain[-1].cause)
+    return next((e for e in chain if e.cls_name in ours), chain[-1])
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found += _subclasses(sub)
+    return found
 
 
 def _strip_exception_name(line: str) -> str:

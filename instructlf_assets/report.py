@@ -30,6 +30,7 @@ def build_report(instance: dg.DagsterInstance, defs: dg.Definitions, partition_k
         metrics_table = defs.load_asset_value("downstream_evaluation", partition_key=partition_key, instance=instance)
     except FileNotFoundError:
         metrics_table = None
+    made = provenance(instance, defs, partition_key)
     metrics: dict[str, float] = {}
     if metrics_table is not None:
         metrics = {metric_key(row): _number(row["value"]) for _, row in metrics_table.iterrows()}
@@ -48,8 +49,14 @@ def build_report(instance: dg.DagsterInstance, defs: dg.Definitions, partition_k
             for row in factors.factors.itertuples()
         ],
         "metrics": metrics,
-        "provenance": provenance(instance, defs, partition_key),
+        "headline": headline(metrics, task_type(made)),
+        "provenance": made,
     }
+
+
+def task_type(made: dict[str, object]) -> str | None:
+    settings = made["stages"].get("downstream_evaluation", {}).get("settings") or {}  # type: ignore[attr-defined]
+    return (settings.get("task") or {}).get("type")
 
 
 def provenance(instance: dg.DagsterInstance, defs: dg.Definitions, partition_key: str) -> dict[str, object]:
@@ -109,15 +116,55 @@ def non_default_config(stages: dict[str, dict]) -> dict[str, dict]:
     return changed
 
 
+# The metric each task is judged by, and the methods that are baselines (not Instruct-LF's own outputs).
+HEADLINE_METRICS = {
+    "planted_factors": "auc/test",
+    "recommendation": "hit@20/test",
+    "classification": "tree_balanced_accuracy/",
+    "next_action": "accuracy/valid_seen",
+}
+BASELINES = ("embeddings", "tfidf", "lda", "popularity", "majority")
+
+
+def headline(metrics: dict[str, float | None], task_type: str | None) -> dict[str, object] | None:
+    """The task's headline metric: the factors' value beside the best baseline's, on the same split."""
+    prefix = HEADLINE_METRICS.get(task_type or "")
+    if prefix is None:
+        return None
+    keys = sorted(k.split("/", 1)[1] for k in metrics if k.startswith(f"factors/{prefix}"))
+    if not keys:
+        return None
+    metric = keys[0]
+    baselines = {m: metrics.get(f"{m}/{metric}") for m in BASELINES}
+    baselines = {m: v for m, v in baselines.items() if v is not None}
+    best = max(baselines, key=lambda m: baselines[m]) if baselines else None
+    factors = metrics[f"factors/{metric}"]
+    return {
+        "metric": metric,
+        "factors": factors,
+        "best_baseline": best,
+        "best_baseline_value": baselines.get(best) if best else None,
+        "factors_beat_best_baseline": bool(best and factors is not None and factors > baselines[best]),
+    }
+
+
 def format_report(report: dict[str, object]) -> str:
     """The text report. Factor names and properties come from documents and models: printed as inert text."""
     lines = [f"dataset {report['dataset']}: {len(report['factors'])} factors"]  # type: ignore[arg-type]
     lines += _provenance_lines(report["provenance"])  # type: ignore[arg-type]
+    lines.append("factors ([share of the total correlation they explain] name, then top properties):")
     for factor in report["factors"]:  # type: ignore[attr-defined]
         props = "; ".join(safe_terminal_text(p) for p in factor["properties"][:5])
         lines.append(f"  {factor['factor_id']} [{factor['tc_share']:.0%}] {safe_terminal_text(factor['name'])}")
         lines.append(f"      {props}")
-    lines.append("metrics:")
+    best = report.get("headline")
+    if best:
+        verdict = "beat" if best["factors_beat_best_baseline"] else "do not beat"  # type: ignore[index]
+        lines.append(
+            f"headline {best['metric']}: factors {best['factors']:.4f}, best baseline "  # type: ignore[index]
+            f"{best['best_baseline']} {best['best_baseline_value']:.4f}: the factors {verdict} it"  # type: ignore[index]
+        )
+    lines.append("metrics (METHOD/METRIC/SPLIT; property_scores = Instruct-LF without CorEx):")
     for key, value in report["metrics"].items():  # type: ignore[attr-defined]
         lines.append(f"  {key:<42} {'n/a' if value is None else f'{value:.4f}'}")
     return "\n".join(lines)

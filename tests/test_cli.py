@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,61 @@ def test_run_demo_prints_factors_and_metrics(demo_home):
     _, first = demo_home
     assert "materialized raw_documents, property_proposals" in first.stdout
     assert "factors/ami_planted_aspects" in first.stdout and "f00" in first.stdout
+
+
+def test_run_shows_each_stage_as_it_goes_and_no_stray_progress_bars(demo_home):
+    _, first = demo_home
+    for stage in ("raw_documents", "compatibility_encoder", "downstream_evaluation"):
+        assert re.search(rf"\[ *\d+ s\] {stage}: started", first.stdout), stage
+        assert re.search(rf"\[ *\d+ s\] {stage}: done in \d+ s", first.stdout), stage
+    assert "fine-tuning on" in first.stdout
+    assert "it/s]" not in first.stdout + first.stderr and "%|" not in first.stdout + first.stderr
+
+
+def test_the_report_explains_its_numbers(demo_home):
+    home, first = demo_home
+    assert "[share of the total correlation they explain]" in first.stdout
+    assert re.search(
+        r"headline auc/test: factors [\d.]+, best baseline \w+ [\d.]+: the factors (beat|do not beat) it", first.stdout
+    )
+    payload = json.loads(run_cli(["report", "demo", "--json"], home).stdout)
+    assert payload["headline"]["metric"] == "auc/test" and payload["headline"]["best_baseline"]
+
+
+def test_piping_the_report_into_head_is_quiet_and_exits_0(demo_home):
+    home, _ = demo_home
+    env = {k: v for k, v in os.environ.items() if k not in ("INSTRUCTLF_CATALOGUE",)}
+    env["DAGSTER_HOME"] = str(home)
+    piped = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"{sys.executable} -m instructlf_assets.cli report demo | head -3"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert len(piped.stdout.splitlines()) == 3 and "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr
+
+
+def test_version_and_the_ui_port_default_are_one_command_away(tmp_path):
+    version = run_cli(["--version"], tmp_path)
+    assert version.returncode == 0 and re.fullmatch(r"instructlf \d+\.\d+\.\d+\n", version.stdout)
+    ui_help = run_cli(["ui", "--help"], tmp_path)
+    assert "default: 3000" in ui_help.stdout
+
+
+def test_an_empty_corpus_file_and_an_overlong_goal_name_the_dataset_and_what_to_change(tmp_path):
+    catalogue = tmp_path / "catalogue"
+    catalogue.mkdir()
+    (TEST_DATA / "empty").mkdir(exist_ok=True)
+    (TEST_DATA / "empty" / "docs.csv").write_text("")
+    (catalogue / "hollow.yaml").write_text("goal: What matters here?\ncorpus: {path: empty/docs.csv}\n")
+    empty = run_cli(["run", "hollow"], tmp_path / "home", catalogue)
+    assert empty.returncode == 1
+    [line] = empty.stderr.strip().splitlines()
+    assert "dataset 'hollow'" in line and "empty/docs.csv is empty" in line
+    (catalogue / "verbose.yaml").write_text("goal: " + "why " * 1250 + "\ncorpus: {path: empty/docs.csv}\n")
+    long_goal = run_cli(["run", "verbose"], tmp_path / "home", catalogue)
+    assert long_goal.returncode == 1
+    [line] = long_goal.stderr.strip().splitlines()
+    assert "verbose.yaml" in line and "field 'goal'" in line and "500 characters" in line
 
 
 def test_report_json_recovers_the_planted_aspects(demo_home):

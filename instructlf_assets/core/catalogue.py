@@ -27,6 +27,10 @@ DEFAULT_PROPOSAL_INSTRUCTION = (
 )
 
 
+# A goal is a question or a sentence; a longer text would crowd the document out of every prompt.
+MAX_GOAL_CHARS = 500
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -151,7 +155,7 @@ class DatasetSpec(_Strict):
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
     description: str = ""
-    goal: str = Field(min_length=3)
+    goal: str = Field(min_length=3, max_length=MAX_GOAL_CHARS)
     corpus: Annotated[
         Annotated[GeneratedCorpus, Tag(_GENERATED)]
         | Annotated[PaperCorpus, Tag(_PAPER)]

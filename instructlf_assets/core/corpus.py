@@ -132,6 +132,8 @@ def _parse_file_corpus(name: str, corpus: FileCorpus, path: Path, content: bytes
     fmt = corpus.format or path.suffix.lstrip(".").lower()
     if fmt not in ("csv", "jsonl", "parquet"):
         raise CorpusError(f"dataset '{name}': cannot read {path}: unknown format '{fmt}' (csv, jsonl or parquet)")
+    if not content.strip():
+        raise CorpusError(f"dataset '{name}': corpus file {path} is empty; put one document per row in it")
     head = corpus.max_documents if corpus.max_documents and corpus.max_documents <= limits.max_documents else None
     try:
         if fmt == "parquet":
