@@ -66,6 +66,20 @@ os.environ["INSTRUCTLF_CATALOGUE"] = str(TEST_CATALOGUE)
 os.environ["INSTRUCTLF_DATA_DIR"] = str(TEST_DATA)
 
 
+def stop_process_group(process, timeout_s: float = 30) -> None:
+    """SIGTERM a process started with `start_new_session=True` and its children (dagster dev's code server),
+    then SIGKILL what is still there after `timeout_s`."""
+    import signal
+    import subprocess
+
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def hashed_embedder(dim: int = 256):
     """A deterministic bag-of-words embedder: texts sharing words are similar. Fast stand-in for MiniLM."""
 

@@ -37,16 +37,22 @@ def proposed_ids(home) -> set[str]:
     return set(table["doc_id"])
 
 
+def openai_environment(server: FakeChatServer, data, **extra: str) -> dict[str, str]:
+    """The variables that point `instructlf` at the loopback server and the test's data directory."""
+    return {
+        "INSTRUCTLF_PROPOSER": "openai",
+        "OPENAI_BASE_URL": server.base_url,
+        "OPENAI_API_KEY": KEY,
+        "INSTRUCTLF_DATA_DIR": str(data),
+        **extra,
+    }
+
+
 def test_one_call_per_document_and_only_new_documents_after_an_append(llm_dataset, tmp_path):
     catalogue, data = llm_dataset
     home = tmp_path / "home"
     with serve(SentenceListServer()) as server:
-        env = {
-            "INSTRUCTLF_PROPOSER": "openai",
-            "OPENAI_BASE_URL": server.base_url,
-            "OPENAI_API_KEY": KEY,
-            "INSTRUCTLF_DATA_DIR": str(data),
-        }
+        env = openai_environment(server, data)
         first = run_cli(["run", "tiny"], home, catalogue, extra_env=env)
         assert first.returncode == 0, first.stderr[-3000:]
         first_ids = proposed_ids(home)
@@ -90,14 +96,7 @@ def test_plan_says_what_would_be_sent_and_the_call_cap_stops_a_run_before_any_re
     catalogue, data = llm_dataset
     home = tmp_path / "home"
     with serve(SentenceListServer()) as server:
-        env = {
-            "INSTRUCTLF_PROPOSER": "openai",
-            "OPENAI_BASE_URL": server.base_url,
-            "OPENAI_API_KEY": KEY,
-            "INSTRUCTLF_DATA_DIR": str(data),
-            "INSTRUCTLF_LLM_PRICE_PER_MTOK": "2.5",
-            "INSTRUCTLF_LLM_MAX_CALLS": "10",
-        }
+        env = openai_environment(server, data, INSTRUCTLF_LLM_PRICE_PER_MTOK="2.5", INSTRUCTLF_LLM_MAX_CALLS="10")
         plan = run_cli(["run", "tiny", "--dry-run"], home, catalogue, extra_env=env)
         assert plan.returncode == 0, plan.stderr[-3000:]
         match = re.search(

@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.conftest import stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -143,12 +144,7 @@ def ui_with_hostile_metadata(tmp_path):
         wait_until_serving(port, server, log)
         yield port, expected
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_process_group(server, timeout_s=20)
 
 
 def load_checker():

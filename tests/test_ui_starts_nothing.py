@@ -1,7 +1,6 @@
 """Opening the UI starts no work: `instructlf ui` on a fresh instance, with its daemon running, launches no run."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import time
 
 import dagster as dg
 
-from tests.conftest import REPO, TEST_CATALOGUE
+from tests.conftest import REPO, TEST_CATALOGUE, stop_process_group
 
 PARTITIONS_WAIT_S = 150
 AFTER_TICK_S = 20
@@ -43,11 +42,7 @@ def test_opening_the_ui_adds_partitions_but_launches_no_run(tmp_path):
             runs = instance.get_runs()
         assert runs == [], f"{len(runs)} run(s) started by themselves: {[r.job_name for r in runs]}"
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        try:
-            ui.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
+        stop_process_group(ui)
 
 
 def wait_for_partitions(home, started: float) -> list[str]:
