@@ -1,5 +1,6 @@
 """Stage 5: Linear CorEx latent factors over the property scores."""
 
+import dataclasses
 from collections.abc import Iterator
 
 import dagster as dg
@@ -8,6 +9,7 @@ import pandas as pd
 from dagster import AssetExecutionContext
 from pydantic import Field
 
+from resources import ProposerResource
 from resources.storage import read_artifact
 
 from .checks import expect, spec
@@ -15,6 +17,7 @@ from .core.artifacts import FactorModel, ScoreMatrix
 from .core.content_version import array_version, combine, table_version
 from .core.errors import ArtifactError
 from .core.factor_identity import FactorDrift, stabilize_ids, weight_rows
+from .core.factor_naming import apply_names, naming_requests
 from .core.safe_text import escape_markdown_cell
 from .core.settings import stage_settings
 from .metadata import factors_markdown, png_markdown
@@ -38,7 +41,9 @@ class FactorConfig(dg.Config):
 
 @stage_asset(
     deps=[factor_spec],
-    code_version="3",  # 3: factor ids kept across refits, drift table; 2: checks before storing, content version
+    # 4: factors named by the LLM when one is configured; 3: factor ids kept across refits, drift table;
+    # 2: checks before storing, content version
+    code_version="4",
     kinds={"pytorch"},
     check_specs=[
         spec(ASSET, "factor_model_is_sound", "no NaN in weights or scores; total correlation > 0"),
@@ -57,11 +62,14 @@ def latent_factors(
     raw_documents: pd.DataFrame,
     property_vocabulary: pd.DataFrame,
     property_scores: ScoreMatrix,
+    proposer: ProposerResource,
 ) -> Iterator[object]:
     """Named latent factors (clusters of co-occurring properties), CorEx weights and document factor scores.
 
     A refit keeps the id of each factor that shares most of its properties with one of the previous
-    materialization's factors; the `drift` metadata lists what was kept, changed, new and gone.
+    materialization's factors; the `drift` metadata lists what was kept, changed, new and gone. With an LLM
+    proposer each factor is then named by one (cached) call; otherwise, or when a reply is refused, it keeps the
+    name of its top properties.
     """
     from .core.factors import FactorOptions, fit_factors  # imports torch: not at code-location load
 
@@ -76,6 +84,7 @@ def latent_factors(
     )
     fitted = fit_factors(values[is_train], values, property_scores.doc_ids, property_vocabulary, options)
     model, drift = stabilize_ids(previous_factor_model(context), fitted)
+    model, naming = name_factors(context, model, raw_documents, dataset.goal, proposer)
     if model.summary["note"]:
         context.log.warning(str(model.summary["note"]))
     yield from publish(
@@ -98,9 +107,51 @@ def latent_factors(
             "factors": factors_markdown(model.factors),
             "drift": drift_markdown(drift),
             **drift.counts(),
+            **naming,
             "heat_map": _heat_map(model),
         },
     )
+
+
+def name_factors(
+    context: AssetExecutionContext,
+    model: FactorModel,
+    documents: pd.DataFrame,
+    goal: str,
+    proposer: ProposerResource,
+) -> tuple[FactorModel, dict[str, object]]:
+    """`model` with factor names from the proposer's LLM where it gives usable ones (by final factor id), and
+    the metadata saying how the factors were named."""
+    train = documents[documents["split"] == "train"]
+    train_texts = dict(zip(train["doc_id"], train["text"], strict=True))
+    requests = naming_requests(model.factors, model.document_scores, train_texts, goal)
+    answers = proposer.answer_each(requests) if requests else None
+    if answers is None:
+        named = dataclasses.replace(model, factors=apply_names(model.factors))
+        return named, {"named_by": "top properties", "naming_calls_made": 0, "naming_cached_answers": 0}
+    if answers.skipped:
+        context.log.warning(f"factors keep their top-property names: {answers.skipped}")
+    factors = apply_names(model.factors, answers.replies, answers.failures, named_by=f"llm {answers.model}")
+    notes = factors.loc[factors["naming_note"] != "", ["factor_id", "naming_note"]]
+    metadata: dict[str, object] = {
+        "named_by": "top properties" if answers.skipped else f"llm model {answers.model}",
+        "naming_calls_made": int(answers.stats["calls_made"]),
+        "naming_cached_answers": int(answers.stats["cache_hits"]),
+        "names_kept_from_top_properties": len(notes),
+    }
+    if answers.skipped:
+        metadata["naming_skipped"] = answers.skipped
+    if len(notes):
+        metadata["naming_notes"] = naming_notes_markdown(notes)
+    return dataclasses.replace(model, factors=factors), metadata
+
+
+def naming_notes_markdown(notes: pd.DataFrame) -> dg.MetadataValue:
+    """Why each of these factors keeps its top-property name (the reasons quote the server or the rules)."""
+    lines = ["| factor | why it keeps its top-property name |", "|---|---|"]
+    for row in notes.itertuples():
+        lines.append(f"| {escape_markdown_cell(row.factor_id)} | {escape_markdown_cell(row.naming_note)} |")
+    return dg.MetadataValue.md("\n".join(lines))
 
 
 def previous_factor_model(context: AssetExecutionContext) -> FactorModel | None:

@@ -41,6 +41,9 @@ def build_report(instance: dg.DagsterInstance, defs: dg.Definitions, partition_k
             {
                 "factor_id": row.factor_id,
                 "name": row.name,
+                # Factor models stored before LLM naming have neither column: their name is the top-property one.
+                "top_property_name": getattr(row, "top_property_name", row.name),
+                "named_by": getattr(row, "named_by", "top properties"),
                 "properties": list(row.top_properties),
                 "weights": [round(float(w), 4) for w in row.top_weights],
                 "n_properties": int(row.n_properties),

@@ -26,7 +26,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -538,3 +538,86 @@ def _summary(stats: dict[str, float | int]) -> str:
         f"{stats['cache_hits']} cache hits, {stats['failures']} failed documents, "
         f"{stats['prompt_tokens']} prompt + {stats['completion_tokens']} completion tokens"
     )
+
+
+@dataclass
+class AnswerRun:
+    """One reply per request key, or why there is none; `skipped` says why nothing was sent at all."""
+
+    model: str
+    replies: dict[str, str]
+    failures: dict[str, str]
+    stats: dict[str, int]
+    skipped: str | None = None
+
+
+def answer_each(
+    requests: Mapping[str, list[Message]],
+    backend: ChatBackend,
+    cache: ReplyCache,
+    *,
+    model_name: str,
+    concurrency: int = 8,
+    timeout_s: float = 60.0,
+    max_retries: int = 5,
+    backoff_base_s: float = 1.0,
+    backoff_cap_s: float = 30.0,
+    max_calls: int | None = None,
+) -> AnswerRun:
+    """A reply for each request (factor names), with the proposals' cache, retries, back-off and call cap.
+
+    Unlike proposals nothing here stops a run: when the uncached requests need more than `max_calls` calls none
+    is sent (`skipped`), and a request the server fails, or that a fatal error or the cap leaves unsent, is in
+    `failures` with the reason. A back end's own bug propagates.
+    """
+    # `_Job` carries a proposal's goal and prompt spec too; these requests are complete, so they are left empty.
+    job = _Job(
+        goal="",
+        spec=PromptSpec(),
+        backend=backend,
+        cache=cache,
+        model_name=model_name,
+        timeout_s=timeout_s,
+        max_retries=max_retries,
+        backoff_base_s=backoff_base_s,
+        backoff_cap_s=backoff_cap_s,
+        two_step=False,
+        max_calls=max_calls,
+    )
+    uncached = sum(cache.peek(cache_key(model_name, messages)) is None for messages in requests.values())
+    if max_calls is not None and uncached > max_calls:
+        skipped = f"{uncached} uncached requests need more calls than {MAX_CALLS_ENV}={max_calls}; none was sent"
+        failures = {key: f"not sent: {skipped}" for key in requests}
+        return AnswerRun(model_name, {}, failures, {"calls_made": 0, "cache_hits": 0, "retries": 0}, skipped)
+    replies: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(requests))), thread_name_prefix="llm-answer")
+    try:
+        futures = {pool.submit(_answer_or_reason, job, messages): key for key, messages in requests.items()}
+        for future in as_completed(futures):
+            reply, reason = future.result()
+            if reason is None:
+                replies[futures[future]] = reply
+            else:
+                failures[futures[future]] = reason
+    finally:
+        job.stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+    counters = job.counters
+    stats = {"calls_made": counters.calls_made, "cache_hits": counters.cache_hits, "retries": counters.retries}
+    return AnswerRun(model_name, replies, failures, stats)
+
+
+def _answer_or_reason(job: _Job, messages: list[Message]) -> tuple[str, str | None]:
+    """The reply and None, or "" and why there is none; a fatal error or the cap stops the other requests."""
+    try:
+        return _answer(job, messages), None
+    except _Cancelled:
+        return "", "not sent: an earlier request stopped the others"
+    except _BudgetExhausted:
+        job.stop.set()
+        return "", f"not sent: the cap {MAX_CALLS_ENV}={job.max_calls} was reached (retries count)"
+    except BackendError as exc:
+        if isinstance(exc, FatalBackendError):
+            job.stop.set()
+        return "", str(exc)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 import pandas as pd
@@ -30,6 +30,9 @@ from instructlf_assets.core.offline_proposer import ExtractiveOptions, propose_e
 from .encoder import EncoderResource
 from .parallel import map_chunks, on_dask_worker, resource_fields, split_rows
 from .storage import local_scratch
+
+if TYPE_CHECKING:
+    from .llm_client import AnswerRun
 
 PROPOSAL_COLUMNS = ["doc_id", "rank", "property", "relevance", "proposer", "model"]
 Backend = Literal["offline", "openai", "local"]
@@ -261,6 +264,31 @@ class ProposerResource(dg.ConfigurableResource):
                 max_calls=max_calls if self.backend == "openai" else None,  # local calls cost nothing
             )
         return ProposalRun(result.table, result.failed, {"backend": self.backend, **result.stats})
+
+    def answer_each(self, requests: dict[str, list[dict[str, str]]]) -> AnswerRun | None:
+        """One reply per request (factor names) through the proposals' cache, retries and call cap.
+
+        None for the offline back end, which has no language model. `local` shares the chat path (weak names are
+        refused by the caller's rules like any other); only `openai` requests count against `max_calls`.
+        """
+        if self.backend == "offline":
+            return None
+        from .llm_cache import open_response_cache
+        from .llm_client import answer_each
+
+        backend, model_name = self._chat_backend()
+        with open_response_cache(self.cache_dir) as cache:
+            return answer_each(
+                requests,
+                backend,
+                cache,
+                model_name=model_name,
+                concurrency=self.concurrency,
+                timeout_s=self.timeout_s,
+                max_retries=self.max_retries,
+                backoff_base_s=self.backoff_base_s,
+                max_calls=self.max_calls if self.backend == "openai" else None,
+            )
 
     def _local_model_name(self) -> str:
         from .local_llm import MODEL_NAME

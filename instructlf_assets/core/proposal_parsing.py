@@ -280,5 +280,10 @@ def _strip_decoration(text: str) -> str:
     return text
 
 
+def strip_decoration(text: str) -> str:
+    """A short phrase without markdown emphasis, surrounding quotes or trailing punctuation (factor names)."""
+    return _strip_decoration(text)
+
+
 def _key(text: str) -> str:
     return " ".join(text.casefold().split()).rstrip(_TRAILING)
