@@ -139,6 +139,10 @@ def name_factors(
         "naming_cached_answers": int(answers.stats["cache_hits"]),
         "names_kept_from_top_properties": len(notes),
     }
+    context.log.info(
+        f"factor names: {len(factors) - len(notes)} from {answers.model}, {len(notes)} kept from top properties; "
+        f"{metadata['naming_calls_made']} calls, {metadata['naming_cached_answers']} cached answers"
+    )
     if answers.skipped:
         metadata["naming_skipped"] = answers.skipped
     if len(notes):
