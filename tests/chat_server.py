@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from instructlf_assets.core.factor_naming import NAMING_SYSTEM_PROMPT
+
 KEY = "sk-canary-123"
 MODEL = "fake-model"
 DOCUMENT = re.compile(r"<document>\n(.*?)\n</document>", re.DOTALL)
@@ -31,7 +33,8 @@ class FakeChatServer:
         self.latency_s = 0.0
         self.hang_s = 1.5
         self.fault: FaultPlan = lambda document, attempt: None
-        self.calls: Counter[str] = Counter()  # every request, per document
+        self.calls: Counter[str] = Counter()  # every proposal request, per document
+        self.named: Counter[str] = Counter()  # every factor-naming request, per first quoted document
         self.answered: Counter[tuple[str, int]] = Counter()  # 200 replies sent, per (document, step)
         self.injected: Counter[str] = Counter()
         self.requests: list[dict] = []  # headers, messages, arrival time
@@ -39,6 +42,10 @@ class FakeChatServer:
         self.max_inflight = 0
         self.base_url = ""
         self.dead = False  # set when the server "dies": kept-alive connections are dropped too
+
+    def name_text(self, document: str) -> str:
+        """The reply to a factor-naming request (its prompt quotes the factor's top documents)."""
+        return f"Theme {document.split()[0]}"
 
     def reply_text(self, document: str, step: int) -> str:
         n = re.search(r"review-(\d+)", document).group(1)
@@ -76,6 +83,11 @@ class _Handler(BaseHTTPRequestHandler):
         messages = body["messages"]
         document = DOCUMENT.search(next(m["content"] for m in messages if m["role"] == "user")).group(1)
         step = 2 if any(m["role"] == "assistant" for m in messages) else 1
+        if messages[0]["content"] == NAMING_SYSTEM_PROMPT:  # naming is counted apart from proposals
+            with fake.lock:
+                fake.named[document] += 1
+            self._answer(fake.name_text(document))
+            return
         with fake.lock:
             attempt = fake.calls[document]
             fake.calls[document] += 1

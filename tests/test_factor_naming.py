@@ -35,7 +35,7 @@ REPLIES = {
 class NamingServer(FakeChatServer):
     """Names a factor after the first word of the first document its prompt quotes (see `REPLIES`)."""
 
-    def reply_text(self, document: str, step: int) -> str:
+    def name_text(self, document: str) -> str:
         word = document.split()[0]
         return REPLIES.get(word, f"Theme {word}")
 
@@ -127,9 +127,9 @@ def test_one_request_per_factor_names_from_replies_a_hostile_one_refused_and_a_s
     with serve(NamingServer()) as server:
         proposer = openai_proposer(server, tmp_path)
         first = proposer.answer_each(requests)
-        assert sum(server.calls.values()) == 3 and set(server.calls.values()) == {1}
+        assert sum(server.named.values()) == 3 and set(server.named.values()) == {1}
         again = proposer.answer_each(naming_requests(factors, SCORES, TEXTS, GOAL))
-        assert sum(server.calls.values()) == 3, "the second fit's names come from the cache"
+        assert sum(server.named.values()) == 3, "the second fit's names come from the cache"
     assert first.stats["calls_made"] == 3 and again.stats == {"calls_made": 0, "cache_hits": 3, "retries": 0}
     named = apply_names(factors, first.replies, first.failures, named_by=f"llm {MODEL}").set_index("factor_id")
     assert named["name"].tolist() == ["Quality of the acting", "Twists in the plot", "score loud / music swells"]
@@ -146,7 +146,7 @@ def test_without_an_llm_the_names_stay_and_nothing_is_sent(tmp_path):
         assert (
             ProposerResource(cache_dir=str(tmp_path)).answer_each(naming_requests(factors, SCORES, TEXTS, GOAL)) is None
         )
-        assert not server.requests
+        assert not server.named
     named = apply_names(factors)
     assert named["name"].tolist() == named["top_property_name"].tolist() == factors["name"].tolist()
     assert set(named["named_by"]) == {BY_TOP_PROPERTIES} and set(named["naming_note"]) == {""}
@@ -158,7 +158,7 @@ def test_names_that_would_exceed_the_call_cap_are_skipped_before_any_request(tmp
         answers = openai_proposer(server, tmp_path, max_calls=2).answer_each(
             naming_requests(factors, SCORES, TEXTS, GOAL)
         )
-        assert not server.requests
+        assert not server.named
     assert "INSTRUCTLF_LLM_MAX_CALLS=2" in answers.skipped and answers.stats["calls_made"] == 0
     named = apply_names(factors, answers.replies, answers.failures, named_by=f"llm {MODEL}")
     assert named["name"].tolist() == factors["name"].tolist()
@@ -196,7 +196,7 @@ def test_the_latent_factors_asset_names_its_factors_once_and_a_refit_reads_the_n
             )
             [event] = result.get_asset_materialization_events()
             metadata.append(event.materialization.metadata)
-        assert sum(server.calls.values()) == 4
+        assert sum(server.named.values()) == 4
     assert [m["naming_calls_made"].value for m in metadata] == [4, 0]
     assert [m["naming_cached_answers"].value for m in metadata] == [0, 4]
     assert metadata[0]["named_by"].value == f"llm model {MODEL}"
