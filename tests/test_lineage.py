@@ -24,9 +24,9 @@ def materialization_counts(home) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory):
-    """The shipped demo entry, shrunk to 100 reviews so each refresh takes seconds, not minutes."""
+    """The shipped demo entry, shrunk to 60 reviews so each refresh takes seconds, not minutes."""
     catalogue = tmp_path_factory.mktemp("catalogue")
-    entry = (REPO / "datasets" / "demo.yaml").read_text().replace("n_documents: 400", "n_documents: 100")
+    entry = (REPO / "datasets" / "demo.yaml").read_text().replace("n_documents: 400", "n_documents: 60")
     (catalogue / "demo.yaml").write_text(entry)
     home = tmp_path_factory.mktemp("home")
     first = run_cli(["run", "demo"], home, catalogue)
@@ -117,7 +117,7 @@ def test_config_for_something_that_is_not_a_stage_is_refused_in_one_line(small_d
 def test_a_failed_blocking_check_stores_nothing_and_the_next_run_recomputes_the_stage(small_demo):
     catalogue, home = small_demo
     entry = catalogue / "demo.yaml"
-    entry.write_text(entry.read_text().replace("n_documents: 100", "n_documents: 12"))
+    entry.write_text(entry.read_text().replace("n_documents: 60", "n_documents: 12"))
     before = materialization_counts(home)
     failed = run_cli(["run", "demo"], home, catalogue)
     assert failed.returncode == 1
