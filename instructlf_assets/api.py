@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .core.artifacts import EncoderArtifact, FactorModel, ScoreMatrix
+from .core.errors import InstructLFError
 from .core.transform import DEFAULT_TOP_K, FittedModel, ModelNotReadyError, top_property_columns, write_table
 
 if TYPE_CHECKING:
@@ -130,6 +131,14 @@ def export_dataset(
 def top_properties_table(matrix: ScoreMatrix, vocabulary: pd.DataFrame, top_k: int) -> pd.DataFrame:
     """Long table: each document's `top_k` highest-scoring properties (`doc_id`, `rank`, `property_id`, ...)."""
     scores = np.asarray(matrix.values)
+    texts = vocabulary.set_index("property_id")["text"]
+    column_ids = np.asarray(matrix.property_ids)
+    missing = sorted(set(column_ids) - set(texts.index))
+    if missing:  # a matrix stored from another vocabulary (a stage re-run since): refuse, never mislabel
+        raise InstructLFError(
+            f"the stored property scores name properties the vocabulary lacks ({missing[:5]}); "
+            "re-materialize property_scores"
+        )
     order = top_property_columns(scores, top_k)
     rows = np.repeat(np.arange(len(scores)), order.shape[1])
     columns = order.ravel()
@@ -137,8 +146,8 @@ def top_properties_table(matrix: ScoreMatrix, vocabulary: pd.DataFrame, top_k: i
         {
             "doc_id": np.asarray(matrix.doc_ids)[rows],
             "rank": np.tile(np.arange(1, order.shape[1] + 1), len(scores)),
-            "property_id": vocabulary["property_id"].to_numpy()[columns],
-            "text": vocabulary["text"].to_numpy()[columns],
+            "property_id": column_ids[columns],
+            "text": texts.loc[column_ids[columns]].to_numpy(),
             "score": scores[rows, columns].astype(np.float64).round(4),
         }
     )

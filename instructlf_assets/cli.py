@@ -177,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"dataset '{args.dataset}' is up to date; nothing to materialize")
     for line in outcome.warnings:
         print(f"warning: {line}")
-    return _report(argparse.Namespace(dataset=args.dataset, json=args.json))
+    return _report(argparse.Namespace(dataset=args.dataset, json=args.json), observed=True)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -202,6 +202,8 @@ def _plan(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         plan = plan_partition(instance, defs, args.dataset, args.all, asset_config)
+    for name, diff in plan.config_reset.items():
+        print(f"note: {name} was last made with {diff}; `run` without the same --config uses its defaults")
     if not plan.stages:
         print(f"dataset '{args.dataset}' is up to date; `instructlf run {args.dataset}` would materialize nothing")
         return 0
@@ -230,7 +232,8 @@ def _asset_config(path: Path) -> dict[str, dict]:
     return loaded.get("ops", {})
 
 
-def _report(args: argparse.Namespace) -> int:
+def _report(args: argparse.Namespace, observed: bool = False) -> int:
+    """`observed`: the caller observed the inputs a moment ago (`run`), so the report need not again."""
     from .core.catalogue import get_dataset
 
     get_dataset(args.dataset)
@@ -243,9 +246,11 @@ def _report(args: argparse.Namespace) -> int:
     from .report import build_report, format_report
 
     with dg.DagsterInstance.get() as instance:
-        if instance.has_dynamic_partition(PARTITIONS_NAME, args.dataset):
+        if not observed and instance.has_dynamic_partition(PARTITIONS_NAME, args.dataset):
             # Observing first makes the report's "outdated" lines true of the corpus and catalogue as they are now.
-            observe(instance, defs, args.dataset)
+            error = observe(instance, defs, args.dataset)
+            if error:
+                print(f"warning: could not observe the inputs ({error}); outdated stages may not be listed")
         report = build_report(instance, defs, args.dataset)
     if report is None:
         print(

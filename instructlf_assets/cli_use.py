@@ -37,7 +37,7 @@ def _score(args: argparse.Namespace) -> int:
     from .core.transform import read_documents, write_table
 
     spec = get_dataset(args.dataset)
-    documents = read_documents(args.input, spec, id_field=args.id_field, text_field=args.text_field)
+    documents, _ = read_documents(args.input, spec, id_field=args.id_field, text_field=args.text_field)
     model = load_model(args.dataset)
     scored = model.transform(documents["text"].tolist(), doc_ids=documents["doc_id"].tolist(), top_k=args.top_k)
     write_table(scored, args.out)

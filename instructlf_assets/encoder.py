@@ -18,7 +18,7 @@ from .core.content_version import directory_version
 from .core.dedup import Vocabulary, map_proposals
 from .core.encoder_training import TrainingOptions, fine_tune, recall_at_k, save_model, training_pairs
 from .publishing import publish
-from .sources import stage_asset
+from .sources import base_encoder, stage_asset
 
 ASSET = "compatibility_encoder"
 
@@ -65,6 +65,7 @@ def mapped_proposals(property_proposals: pd.DataFrame, vocabulary: pd.DataFrame)
 
 
 @stage_asset(
+    deps=[base_encoder],
     code_version="3",  # 2: freeze_layers defaults to 3; 3: checks before storing, content data version
     kinds={"pytorch"},
     pool="gpu",

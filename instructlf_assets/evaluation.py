@@ -21,8 +21,8 @@ from .core.evaluation import Metric, metrics_table
 from .core.settings import stage_settings
 from .metadata import markdown_table, png_markdown
 from .partitions import dataset_for
-from .publishing import publish
-from .sources import stage_asset, task_spec
+from .publishing import gate, publish
+from .sources import base_encoder, stage_asset, task_spec
 
 if TYPE_CHECKING:
     from .core.tasks import TaskInputs
@@ -36,16 +36,17 @@ class EvaluationConfig(dg.Config):
 
 
 @stage_asset(
-    deps=[task_spec],
-    code_version="2",  # 2: held-out Bills probes, checks before storing, content data version, warnings kept
+    deps=[task_spec, base_encoder],
+    code_version="3",  # 2: held-out Bills probes, checks before storing, content version, warnings; 3: split check
     kinds={"scikitlearn"},
     check_specs=[
+        spec(ASSET, "splits_fit_the_task", "the splits the task tunes and evaluates on are not empty"),
         spec(
             ASSET,
             "factors_beat_majority",
             "factor features beat the popularity/majority baseline on every metric both report",
             blocking=False,
-        )
+        ),
     ],
 )
 def downstream_evaluation(
@@ -60,6 +61,9 @@ def downstream_evaluation(
     from .core.tasks import TaskInputs  # the protocols import scikit-learn: seconds the code location need not pay
 
     dataset = dataset_for(context)
+    usable = split_check(dataset.name, dataset.task, raw_documents)
+    if not usable.passed:
+        yield from gate(context, [usable])
     base = encoder.load_base()
     inputs = TaskInputs(
         raw_documents,
@@ -80,7 +84,7 @@ def downstream_evaluation(
         context,
         table,
         version=table_version(table),
-        checks=evaluation_checks(dataset.task.type, table),
+        checks=[usable, *evaluation_checks(dataset.task.type, table)],
         config=config,
         settings=stage_settings(dataset, ASSET),
         metadata={
@@ -116,6 +120,37 @@ def warning_lines(caught: list[warnings.WarningMessage], limit: int = 20) -> lis
     """Distinct warnings with how often each was raised, most frequent first."""
     counts = Counter(f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}" for w in caught)
     return [f"{line} (x{count})" for line, count in counts.most_common(limit)]
+
+
+def required_splits(task: TaskSpec) -> dict[str, int]:
+    """Documents each split needs for the task to mean anything."""
+    need: dict[str, int] = {}
+    if task.type == "recommendation":
+        need["valid"] = 1  # the kNN's N is tuned there
+    if task.type in ("planted_factors", "recommendation", "next_action") or (
+        task.type == "classification" and not task.cross_validate
+    ):
+        need["test"] = 1
+    return need
+
+
+def split_check(dataset: str, task: TaskSpec, documents: pd.DataFrame) -> dg.AssetCheckResult:
+    counts = documents["split"].value_counts()
+    need = required_splits(task)
+    frame = pd.DataFrame(
+        {"split": list(need), "have": [int(counts.get(s, 0)) for s in need], "need": list(need.values())}
+    )
+    short = frame[frame["have"] < frame["need"]]
+    explain = "; ".join(f"split {r.split} has {r.have} documents (task '{task.type}' needs >= {r.need})" for r in
+                        short.itertuples())  # fmt: skip
+    if len(short):
+        explain += f": raise split.valid_fraction / split.test_fraction in dataset '{dataset}''s catalogue entry"
+    return expect(
+        "splits_fit_the_task",
+        frame,
+        lambda gxe: [gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="have", column_B="need", or_equal=True)],
+        explain=explain,
+    )
 
 
 def evaluation_checks(task_type: str, table: pd.DataFrame) -> list[dg.AssetCheckResult]:

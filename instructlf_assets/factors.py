@@ -15,9 +15,9 @@ from resources.storage import read_artifact
 from .checks import expect, spec
 from .core.artifacts import FactorModel, ScoreMatrix
 from .core.content_version import array_version, combine, table_version
-from .core.errors import ArtifactError
+from .core.errors import ArtifactError, FactorModelError
 from .core.factor_identity import FactorDrift, stabilize_ids, weight_rows
-from .core.factor_naming import apply_names, naming_requests
+from .core.factor_naming import BY_TOP_PROPERTIES, apply_names, naming_requests
 from .core.safe_text import escape_markdown_cell
 from .core.settings import stage_settings
 from .metadata import factors_markdown, png_markdown
@@ -74,6 +74,7 @@ def latent_factors(
     from .core.factors import FactorOptions, fit_factors  # imports torch: not at code-location load
 
     dataset = dataset_for(context)
+    check_alignment(property_scores, raw_documents, property_vocabulary)
     is_train = (raw_documents["split"] == "train").to_numpy()
     values = np.asarray(property_scores.values)
     options = FactorOptions(
@@ -133,14 +134,15 @@ def name_factors(
         context.log.warning(f"factors keep their top-property names: {answers.skipped}")
     factors = apply_names(model.factors, answers.replies, answers.failures, named_by=f"llm {answers.model}")
     notes = factors.loc[factors["naming_note"] != "", ["factor_id", "naming_note"]]
+    n_llm = int((factors["named_by"] != BY_TOP_PROPERTIES).sum())
     metadata: dict[str, object] = {
-        "named_by": "top properties" if answers.skipped else f"llm model {answers.model}",
+        "named_by": "top properties" if answers.skipped else f"llm {answers.model}",
         "naming_calls_made": int(answers.stats["calls_made"]),
         "naming_cached_answers": int(answers.stats["cache_hits"]),
         "names_kept_from_top_properties": len(notes),
     }
     context.log.info(
-        f"factor names: {len(factors) - len(notes)} from {answers.model}, {len(notes)} kept from top properties; "
+        f"factor names: {n_llm} from {answers.model}, {len(factors) - n_llm} kept from top properties; "
         f"{metadata['naming_calls_made']} calls, {metadata['naming_cached_answers']} cached answers"
     )
     if answers.skipped:
@@ -200,6 +202,17 @@ def drift_markdown(drift: FactorDrift, max_rows: int = 30, max_properties: int =
         ]
         lines.append(f"| {' | '.join(cells)} | {before or '-'} | {after or '-'} |")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def check_alignment(scores: ScoreMatrix, documents: pd.DataFrame, vocabulary: pd.DataFrame) -> None:
+    """Rows are documents and columns properties by position: refuse a matrix made for other inputs."""
+    if not np.array_equal(np.asarray(scores.doc_ids), documents["doc_id"].to_numpy()) or not np.array_equal(
+        np.asarray(scores.property_ids), vocabulary["property_id"].to_numpy()
+    ):
+        raise FactorModelError(
+            "the stored property scores were made for other documents or another vocabulary than the stored "
+            "raw_documents / property_vocabulary; re-materialize property_scores (`instructlf run DATASET`)"
+        )
 
 
 def factor_checks(model: FactorModel) -> list[dg.AssetCheckResult]:

@@ -40,6 +40,7 @@ class RunPlan:
     stages: list[tuple[str, str]] = field(default_factory=list)
     ops: dict[str, dict] = field(default_factory=dict)
     config_already_applied: list[str] = field(default_factory=list)
+    config_reset: dict[str, dict] = field(default_factory=dict)  # stage -> non-default config it was made with
 
     @property
     def stage_names(self) -> list[str]:
@@ -154,7 +155,20 @@ def plan_partition(
         stages=stages,
         ops={name: {"config": config} for name, config in wanted.items() if name in selected},
         config_already_applied=sorted(set(wanted) - changed - selected),
+        config_reset={
+            name: diff
+            for name in sorted(selected - set(wanted))
+            if (diff := non_default_fields(name, recorded_config(instance, name, partition_key)))
+        },
     )
+
+
+def non_default_fields(stage: str, config: dict | None) -> dict:
+    """The fields of a stage's recorded config that differ from its defaults (empty when it has none)."""
+    if stage not in STAGE_CONFIGS or not config:
+        return {}
+    defaults = STAGE_CONFIGS[stage]().model_dump(mode="json")
+    return {key: value for key, value in config.items() if defaults.get(key) != value}
 
 
 def materialize_partition(
@@ -182,6 +196,8 @@ def materialize_partition(
     plan = plan_partition(instance, defs, partition_key, force, asset_config)
     for name in plan.config_already_applied:
         announce(f"--config for {name} is the config its stored version was made with; it does not re-run")
+    for name, diff in plan.config_reset.items():
+        announce(f"{name} was last made with {diff}; this run uses its defaults (give the same --config to keep it)")
     if not plan.stages:
         return MaterializeOutcome(plan=plan)
     announce(f"materializing {', '.join(plan.stage_names)} for partition '{partition_key}'")
@@ -216,30 +232,36 @@ def execute_with_progress(
     progress: Callable[[str], None],
     poll_s: float = 1.0,
 ) -> dg.ExecuteInProcessResult:
-    """Run `execute(run_id)` in a thread and pass on, as they happen, each stage's start, its own INFO lines
-    (what it is doing, chunk i of n) and its end with the elapsed time: a long run is never silent for minutes."""
+    """Run `execute(run_id)` and pass on, as they happen, each stage's start, its own INFO lines (what it is
+    doing, chunk i of n) and its end with the elapsed time: a long run is never silent for minutes.
+
+    The run keeps the main thread (Dagster's own interrupt handling and log capture expect it); a daemon thread
+    reads the run's events. Progress is a courtesy: if reading or printing fails (a locked database, a closed
+    pipe), the reader stops and the run goes on untouched.
+    """
     run_id = str(uuid.uuid4())
-    outcome: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            outcome["result"] = execute(run_id)
-        except BaseException as exc:  # re-raised in the caller's thread
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=target, name="instructlf-run", daemon=True)
     started = time.monotonic()
-    worker.start()
-    cursor = None
-    while True:
-        finished = not worker.is_alive()
-        cursor = _report_progress(instance, run_id, cursor, started, progress)
-        if finished:
-            break
-        worker.join(poll_s)
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["result"]  # type: ignore[return-value]
+    stop = threading.Event()
+
+    def follow() -> None:
+        cursor = None
+        try:
+            while True:
+                last = stop.is_set()
+                cursor = _report_progress(instance, run_id, cursor, started, progress)
+                if last:
+                    return
+                stop.wait(poll_s)
+        except Exception:
+            return
+
+    reader = threading.Thread(target=follow, name="instructlf-progress", daemon=True)
+    reader.start()
+    try:
+        return execute(run_id)
+    finally:
+        stop.set()
+        reader.join(timeout=10)
 
 
 def _report_progress(instance, run_id, cursor, started: float, progress: Callable[[str], None]):

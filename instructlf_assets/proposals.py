@@ -17,7 +17,7 @@ from .core.settings import stage_settings
 from .metadata import markdown_table
 from .partitions import dataset_for
 from .publishing import publish
-from .sources import goal_spec, proposer_identity, stage_asset
+from .sources import base_encoder, base_encoder_identity, goal_spec, proposer_identity, stage_asset
 
 ASSET = "property_proposals"
 PROPOSED_SPLITS = ("train", "valid")
@@ -35,7 +35,7 @@ class ProposalConfig(dg.Config):
 
 
 @stage_asset(
-    deps=[goal_spec],
+    deps=[goal_spec, base_encoder],
     code_version="2",  # 2: checks before storing; content data version
     kinds={"pandas"},
     pool="llm",
@@ -57,14 +57,18 @@ def property_proposals(
     context.log.info(f"proposing for {len(documents)} documents with {proposer.describe()}")
     run = proposer.propose_in_chunks(documents, dataset, encoder, config.chunk_size, log=context.log.info)
     table = run.table
-    identity = proposer_identity(proposer, encoder)
+    identity = proposer_identity(proposer)
     yield from publish(
         context,
         table,
         version=combine(table_version(table), table_version(run.failed)),
         checks=proposal_checks(dataset, documents, run.table, run.failed, config.max_failure_share),
         config=config,
-        settings={**stage_settings(dataset, ASSET), "proposer": identity},
+        settings={
+            **stage_settings(dataset, ASSET),
+            "proposer": identity,
+            "base_encoder": base_encoder_identity(encoder),
+        },
         metadata={
             "dagster/row_count": len(table),
             "n_documents": len(documents),

@@ -26,6 +26,17 @@ def publish(
     settings: Mapping[str, object] | None = None,
 ) -> Iterator[object]:
     """Yield the check results; then the output, unless a blocking (ERROR) check failed."""
+    yield from gate(context, checks)
+    provenance: dict[str, object] = {}
+    if config is not None:
+        provenance["config"] = dg.MetadataValue.json(config.model_dump(mode="json"))
+    if settings is not None:
+        provenance["settings"] = dg.MetadataValue.json(dict(settings))
+    yield dg.Output(value, data_version=dg.DataVersion(version), metadata={**metadata, **provenance})
+
+
+def gate(context: dg.AssetExecutionContext, checks: Sequence[dg.AssetCheckResult]) -> Iterator[object]:
+    """Yield the check results; stop the step, before anything is stored, if a blocking (ERROR) one failed."""
     yield from checks
     failed = [c for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
     if failed:
@@ -34,9 +45,3 @@ def publish(
             f"dataset '{context.partition_key}': {context.asset_key.to_user_string()} failed its blocking "
             f"check(s) ({reasons}); nothing was stored, the previous version is kept and the next run recomputes it"
         )
-    provenance: dict[str, object] = {}
-    if config is not None:
-        provenance["config"] = dg.MetadataValue.json(config.model_dump(mode="json"))
-    if settings is not None:
-        provenance["settings"] = dg.MetadataValue.json(dict(settings))
-    yield dg.Output(value, data_version=dg.DataVersion(version), metadata={**metadata, **provenance})

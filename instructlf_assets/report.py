@@ -12,11 +12,11 @@ from importlib import metadata
 
 import dagster as dg
 
-from .assets import PIPELINE, STAGE_CONFIGS
+from .assets import PIPELINE
 from .core.artifacts import FactorModel
 from .core.evaluation import metric_key
 from .core.safe_text import safe_terminal_text
-from .orchestration import latest_materialization
+from .orchestration import latest_materialization, non_default_fields
 from .staleness import selection_with_reasons
 
 
@@ -89,6 +89,7 @@ def provenance(instance: dg.DagsterInstance, defs: dg.Definitions, partition_key
     return {
         "goal": proposal_settings.get("goal"),
         "proposer": proposal_settings.get("proposer"),
+        "base_encoder": proposal_settings.get("base_encoder"),
         "instructlf_version": metadata.version("instructlf"),
         "stages": stages,
         "stale": stale,
@@ -108,15 +109,8 @@ def _number(value: object) -> float | None:
 
 def non_default_config(stages: dict[str, dict]) -> dict[str, dict]:
     """Per stage, the config fields that differ from the stage's defaults."""
-    changed: dict[str, dict] = {}
-    for name, stage in stages.items():
-        config = stage.get("config") or {}
-        if name in STAGE_CONFIGS and config:
-            defaults = STAGE_CONFIGS[name]().model_dump(mode="json")
-            diff = {k: v for k, v in config.items() if defaults.get(k) != v}
-            if diff:
-                changed[name] = diff
-    return changed
+    changed = {name: non_default_fields(name, stage.get("config")) for name, stage in stages.items()}
+    return {name: diff for name, diff in changed.items() if diff}
 
 
 # The metric each task is judged by, and the methods that are baselines (not Instruct-LF's own outputs).
@@ -180,7 +174,7 @@ def _provenance_lines(made: dict[str, object]) -> list[str]:
     evaluation = stages.get("downstream_evaluation", {})
     lines = [
         f"goal: {safe_terminal_text(made.get('goal') or '?')}",
-        f"proposer: {who or '?'}",
+        f"proposer: {who or '?'}; base encoder: {made.get('base_encoder') or '?'}",
         f"made by run {evaluation.get('run_id', '?')} at {evaluation.get('materialized_at', '?')}"
         f" (instructlf {made['instructlf_version']}; stage code versions "
         + ", ".join(f"{name} {stage.get('code_version')}" for name, stage in stages.items())

@@ -6,7 +6,6 @@ latest encoder, vocabulary and factor model (mapped from the dataset dimension),
 their data versions and Dagster marks a scored batch stale when the model it used is replaced.
 """
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -73,7 +72,7 @@ def scored_documents(
     key = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
     dataset, batch = key["dataset"], key["batch"]
     path = batch_file(dataset, batch)
-    documents = read_documents(path, get_dataset(dataset))
+    documents, digest = read_documents(path, get_dataset(dataset))
     model = FittedModel(
         Path(compatibility_encoder.model_dir),
         property_vocabulary,
@@ -90,7 +89,7 @@ def scored_documents(
         metadata={
             "dagster/row_count": len(scored),
             "input_file": dg.MetadataValue.path(str(path)),
-            "input_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "input_sha256": digest,
             "n_factors": len(model.factor_ids),
             "model": dg.MetadataValue.json(used),
         },

@@ -4,11 +4,14 @@ Run config and files are not part of Dagster's data versions, so each input that
 as the data version of a source asset (`core/settings.py` declares which stage reads which catalogue field):
 
 - `corpus_file` -> `raw_documents`: the corpus bytes (or generator parameters) and how they are read.
-- `goal_spec` -> `property_proposals`: goal, prompt, proposer back end, LLM model and base encoder.
+- `goal_spec` -> `property_proposals`: goal, prompt, proposer back end and LLM model.
 - `factor_spec` -> `latent_factors`: the number of factors.
 - `task_spec` -> `downstream_evaluation`: the downstream task and its options.
 
-Each source feeds exactly one stage, so an edit re-runs that stage and what follows, and nothing above it.
+Each of these feeds exactly one stage, so an edit re-runs that stage and what follows, and nothing above it.
+One more, `base_encoder`, is not a catalogue setting but the model every stage that embeds text starts from;
+it feeds each of them (proposals, vocabulary, fine-tuning, evaluation), since with an LLM proposer the proposals,
+and so their data version, do not depend on it.
 """
 
 from __future__ import annotations
@@ -43,12 +46,13 @@ def _observe(context: OpExecutionContext, version: Callable[[DatasetSpec], str])
     return dg.DataVersionsByPartition({key: dg.DataVersion(version(get_dataset(key))) for key in _partitions(context)})
 
 
-def proposer_identity(proposer: ProposerResource, encoder: EncoderResource) -> dict[str, object]:
-    """What decides which properties are proposed, besides the goal and prompt: back end, model, base encoder.
+def proposer_identity(proposer: ProposerResource) -> dict[str, object]:
+    """What decides which properties are proposed, besides the goal and prompt: the back end and its model.
 
-    Concurrency, timeouts and keys are left out: they change how fast, not what.
+    Concurrency, timeouts and keys are left out: they change how fast, not what. The base encoder (which the
+    offline back end reads) is a source of its own, `base_encoder`.
     """
-    identity: dict[str, object] = {"backend": proposer.backend, "base_encoder": base_encoder_identity(encoder)}
+    identity: dict[str, object] = {"backend": proposer.backend}
     if proposer.backend == "openai":
         identity.update(model=proposer.model, base_url=proposer.base_url)
     return identity
@@ -79,13 +83,19 @@ def corpus_file(context: OpExecutionContext) -> dg.DataVersionsByPartition:
     return _observe(context, corpus_version)
 
 
-@dg.observable_source_asset(
-    partitions_def=dataset_partitions, group_name=GROUP, required_resource_keys={"proposer", "encoder"}
-)
+@dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP, required_resource_keys={"proposer"})
 def goal_spec(context: OpExecutionContext) -> dg.DataVersionsByPartition:
-    """The dataset's goal and prompt, and the proposer back end, model and base encoder, observed as their hash."""
-    identity = proposer_identity(context.resources.proposer, context.resources.encoder)
+    """The dataset's goal and prompt, and the proposer back end and model, observed as their hash."""
+    identity = proposer_identity(context.resources.proposer)
     return _observe(context, lambda spec: goal_version(spec, identity))
+
+
+@dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP, required_resource_keys={"encoder"})
+def base_encoder(context: OpExecutionContext) -> dg.DataVersionsByPartition:
+    """The base sentence encoder that the offline proposer, the dedup, fine-tuning and the embeddings baseline
+    start from (a configured directory, or the packaged MiniLM's version), observed as its identity."""
+    identity = base_encoder_identity(context.resources.encoder)
+    return _observe(context, lambda spec: fingerprint({"base_encoder": identity}))
 
 
 @dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP)

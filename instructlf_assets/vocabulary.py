@@ -14,7 +14,7 @@ from .core.content_version import table_version
 from .core.dedup import DedupOptions, Vocabulary, build_vocabulary, map_proposals
 from .metadata import markdown_table
 from .publishing import publish
-from .sources import stage_asset
+from .sources import base_encoder, stage_asset
 
 ASSET = "property_vocabulary"
 MIN_PROPERTIES = 2
@@ -33,6 +33,7 @@ class VocabularyConfig(dg.Config):
 
 
 @stage_asset(
+    deps=[base_encoder],
     code_version="2",  # 2: checks before storing; content data version; checks that can fail
     kinds={"pandas"},
     check_specs=[

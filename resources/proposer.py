@@ -222,7 +222,7 @@ class ProposerResource(dg.ConfigurableResource):
                 "property": phrase.text,
                 "relevance": phrase.relevance,
                 "proposer": "offline",
-                "model": "all-MiniLM-L6-v2",
+                "model": OFFLINE_MODEL if encoder.base_model is None else encoder.base_model,
             }
             for doc_id, phrases in zip(documents["doc_id"], proposals, strict=True)
             for rank, phrase in enumerate(phrases, start=1)

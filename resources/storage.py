@@ -281,7 +281,10 @@ def _is_plain_relative(name: str) -> bool:
 
 def _write_to_object_store(url: str, obj: object) -> None:
     fs, root = filesystem(url)
-    previous = _read_manifest(fs, root)
+    try:
+        previous = _read_manifest(fs, root)
+    except ArtifactError:  # a corrupt or tampered manifest: this write replaces it, so treat it as absent
+        previous = None
     version = _new_version()
     with tempfile.TemporaryDirectory(prefix="instructlf-upload-") as scratch:
         staging = Path(scratch)

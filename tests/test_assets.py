@@ -148,3 +148,19 @@ def test_a_matrix_over_the_threshold_is_streamed_to_disk_and_stores_the_same_val
     stored = read_artifact(storage / "property_scores" / "tiny").values
     np.testing.assert_allclose(stored, in_memory, atol=1e-6)
     assert all(e.passed for e in result.get_asset_check_evaluations())
+
+
+def test_every_stage_records_the_full_config_it_ran_with(materialized):
+    """Each stage's whole Config (defaults included) is in its materialization, for the report and `--config`."""
+    from instructlf_assets.assets import STAGE_CONFIGS
+    from tests.conftest import FAST_TRAINING
+
+    result, *_ = materialized
+    recorded = {
+        e.asset_key.to_user_string(): e.materialization.metadata.get("config")
+        for e in result.get_asset_materialization_events()
+    }
+    for name, config_class in STAGE_CONFIGS.items():
+        given = FAST_TRAINING.get(name, {}).get("config", {})
+        assert recorded[name].data == config_class(**given).model_dump(mode="json"), name
+    assert recorded["compatibility_encoder"].data["max_train_pairs"] == 64, "the run's own config, not defaults"

@@ -14,7 +14,7 @@ from instructlf_assets.core.corpus import CorpusLoad
 from instructlf_assets.core.dedup import DedupOptions, build_vocabulary
 from instructlf_assets.documents import document_checks
 from instructlf_assets.encoder import encoder_checks
-from instructlf_assets.evaluation import evaluation_checks
+from instructlf_assets.evaluation import evaluation_checks, split_check
 from instructlf_assets.factors import factor_checks
 from instructlf_assets.proposals import proposal_checks
 from instructlf_assets.scores import row_statistics, score_checks
@@ -38,15 +38,23 @@ def spec_with(task: TaskSpec):
     return get_dataset("tiny", TEST_CATALOGUE).model_copy(update={"task": task})
 
 
-def test_splits_are_usable_fails_on_too_few_training_documents_or_an_empty_test_split():
+def test_splits_are_usable_fails_on_too_few_training_documents():
     planted = spec_with(TaskSpec(type="planted_factors", target="recommended"))
     ok = corpus(14, ["train"] * 12 + ["test"] * 2)
     assert outcome(document_checks(planted, CorpusLoad(ok, "x", 0)))["splits_are_usable"]
     few = corpus(9, ["train"] * 8 + ["test"])
     [usable, _] = document_checks(planted, CorpusLoad(few, "x", 0))
     assert not usable.passed and "split train has 8 (needs >= 10)" in usable.description
+
+
+def test_splits_fit_the_task_fails_when_a_split_the_task_needs_is_empty():
     no_test = corpus(12)
-    assert not outcome(document_checks(planted, CorpusLoad(no_test, "x", 0)))["splits_are_usable"]
+    check = split_check("tiny", TaskSpec(type="planted_factors"), no_test)
+    assert not check.passed and "split test has 0 documents (task 'planted_factors' needs >= 1)" in check.description
+    no_valid = corpus(12, ["train"] * 10 + ["test"] * 2)
+    assert not split_check("tiny", TaskSpec(type="recommendation"), no_valid).passed
+    assert split_check("tiny", TaskSpec(type="classification", cross_validate=True), corpus(12)).passed
+    assert split_check("tiny", TaskSpec(type="planted_factors"), corpus(14, ["train"] * 12 + ["test"] * 2)).passed
 
 
 def test_splits_are_usable_fails_when_every_training_text_is_the_same():

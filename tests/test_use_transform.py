@@ -93,7 +93,7 @@ def test_new_documents_are_read_from_each_format_with_the_datasets_field_names(t
     table = pd.DataFrame({"doc_id": ["x1", "x2"], "text": ["Loved it.", "Hated it."]})
     path = tmp_path / f"new{suffix}"
     write_table(table, path)
-    read = read_documents(path, get_dataset("tiny"))
+    read, _ = read_documents(path, get_dataset("tiny"))
     pd.testing.assert_frame_equal(read, table)
 
 

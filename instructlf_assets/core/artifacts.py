@@ -92,7 +92,8 @@ class FactorModel:
 
     @classmethod
     def load(cls, directory: Path) -> FactorModel:
-        arrays = np.load(directory / "corex.npz")
+        with np.load(directory / "corex.npz") as archive:
+            arrays = {name: archive[name] for name in archive.files}
         return cls(
             arrays["weights"],
             arrays["mean"],
@@ -101,7 +102,7 @@ class FactorModel:
             pd.read_parquet(directory / "factors.parquet"),
             pd.read_parquet(directory / "document_scores.parquet"),
             json.loads((directory / "summary.json").read_text()),
-            arrays["factor_std"] if "factor_std" in arrays.files else None,
+            arrays.get("factor_std"),
         )
 
 

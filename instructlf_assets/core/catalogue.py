@@ -6,8 +6,6 @@ file names itself and does not hide the good ones.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Literal
@@ -178,18 +176,6 @@ class DatasetSpec(_Strict):
         if not value.strip():
             raise ValueError("goal must be a non-empty sentence")
         return value.strip()
-
-    def goal_fingerprint(self) -> str:
-        """Hash of everything that shapes proposals: goal, prompt and proposal options.
-
-        It is the data version of `goal_spec`, so editing any of these marks proposals stale and nothing above.
-        """
-        payload = {"goal": self.goal, "prompt": self.prompt.model_dump()}
-        return _sha(json.dumps(payload, sort_keys=True))
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def catalogue_dir() -> Path:

@@ -20,31 +20,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .catalogue import DATA_DIR_ENV, DatasetSpec, FileCorpus, GeneratedCorpus, PaperCorpus, SplitRule
+from .catalogue import DATA_DIR_ENV, CorpusLimits, DatasetSpec, FileCorpus, GeneratedCorpus, PaperCorpus, SplitRule
 from .demo_corpus import generate_demo_corpus
 from .errors import CorpusError
 from .file_formats import decode, parse_jsonl, read_stable_bytes
 from .paper_datasets import paper_directory, paper_fingerprint, read_paper_corpus
 
 SPLITS = ("train", "valid", "test")
-DEFAULT_MAX_DOCUMENTS = 200_000
-DEFAULT_MAX_CORPUS_MB = 1024.0
 MB = 2**20
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_documents: int
-    max_corpus_mb: float
-
-
-def corpus_limits(spec: DatasetSpec) -> Limits:
-    """The dataset's `limits` (catalogue), with the defaults for any not given."""
-    limits = getattr(spec, "limits", None)
-    return Limits(
-        int(getattr(limits, "max_documents", None) or DEFAULT_MAX_DOCUMENTS),
-        float(getattr(limits, "max_corpus_mb", None) or DEFAULT_MAX_CORPUS_MB),
-    )
+def corpus_limits(spec: DatasetSpec) -> CorpusLimits:
+    """The dataset's `limits` (catalogue defaults where the entry gives none)."""
+    return spec.limits
 
 
 @dataclass(frozen=True)
@@ -113,9 +101,7 @@ def load_documents(spec: DatasetSpec, data_dir: Path | None) -> CorpusLoad:
         digest = paper_fingerprint(spec.corpus, Path(source))
     else:
         path = resolve_corpus_path(spec, data_dir)
-        content = _bounded_reader(spec.name, limits)(path)
-        digest = hashlib.sha256(content).hexdigest()
-        frame = _parse_file_corpus(spec.name, spec.corpus, path, content, limits)
+        frame, digest = read_file_corpus(spec.name, spec.corpus, path, limits)
         source = str(path)
     frame, n_nul_removed = _remove_nul(frame)
     frame = _fill_splits(frame, spec.split)
@@ -124,7 +110,24 @@ def load_documents(spec: DatasetSpec, data_dir: Path | None) -> CorpusLoad:
     return CorpusLoad(frame.reset_index(drop=True), source, n_truncated, n_nul_removed, digest)
 
 
-def _parse_file_corpus(name: str, corpus: FileCorpus, path: Path, content: bytes, limits: Limits) -> pd.DataFrame:
+def read_file_corpus(name: str, corpus: FileCorpus, path: Path, limits: CorpusLimits) -> tuple[pd.DataFrame, str]:
+    """A corpus file's table and the sha256 of the bytes it was parsed from (read once, size and rows bounded).
+
+    The one way every file corpus is read: a dataset's own, a batch to score, a file given to `instructlf score`.
+    """
+    content = _bounded_reader(name, limits)(path)
+    return _parse_file_corpus(name, corpus, path, content, limits), hashlib.sha256(content).hexdigest()
+
+
+def clean_documents(name: str, source: str, frame: pd.DataFrame, max_text_chars: int, keep: str) -> pd.DataFrame:
+    """NUL characters removed, rows validated, texts truncated: what scoring applies to a corpus it reads."""
+    frame, _ = _remove_nul(frame)
+    frame = _validate(name, source, frame)
+    frame, _ = _truncate(frame, max_text_chars, keep=keep)
+    return frame
+
+
+def _parse_file_corpus(name: str, corpus: FileCorpus, path: Path, content: bytes, limits: CorpusLimits) -> pd.DataFrame:
     """The file's table, refused before it is built when it has more rows than `limits.max_documents`.
 
     A `corpus.max_documents` at or below the limit reads only that many rows, so a big file can be sampled.
@@ -154,7 +157,7 @@ def _parse_file_corpus(name: str, corpus: FileCorpus, path: Path, content: bytes
     return _select_fields(name, corpus, path, raw)
 
 
-def _bounded_reader(name: str, limits: Limits):
+def _bounded_reader(name: str, limits: CorpusLimits):
     """`read_stable_bytes`, refusing a file whose size (by stat, before reading) is above `max_corpus_mb`."""
 
     def read(path: Path) -> bytes:
@@ -171,7 +174,7 @@ def _bounded_reader(name: str, limits: Limits):
     return read
 
 
-def _check_document_count(name: str, source: object, rows: int, limits: Limits, narrower: str) -> None:
+def _check_document_count(name: str, source: object, rows: int, limits: CorpusLimits, narrower: str) -> None:
     if rows > limits.max_documents:
         raise CorpusError(
             f"dataset '{name}': corpus {source} has {rows:,} documents, above limits.max_documents "

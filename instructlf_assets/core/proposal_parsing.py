@@ -18,7 +18,7 @@ separator when that part has at most `MAX_HEAD_WORDS` words; a longer head means
 sentence, so the item is kept whole. Items that end in a colon (headings), echo the goal back, or are longer
 than `MAX_PROPERTY_CHARS` characters after cleaning are dropped, not truncated: a cut phrase is a different,
 usually meaningless, property. Duplicates (ignoring case and spacing) keep their first occurrence.
-Items with more than `MAX_PROPERTY_WORDS` words are dropped the same way, and only the first
+Items with more than `MAX_ITEM_WORDS` words are dropped the same way, and only the first
 `max_list_items(max_items)` items of a list are looked at, so a runaway list of thousands costs nothing.
 
 A property must look like a property. The reply is the model's, but its input was a document anyone may have
@@ -46,7 +46,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 MAX_PROPERTY_CHARS = 120
-MAX_PROPERTY_WORDS = 20  # the prompt asks for at most 10; twice that is a sentence, not a property
+MAX_ITEM_WORDS = 20  # the prompt asks for at most 10; twice that is a sentence, not a property
 MAX_HEAD_WORDS = 8
 MIN_LIST_ITEMS = 30
 MAX_PLAIN_LINE_WORDS = 12
@@ -239,7 +239,7 @@ def _clean_all(raw_items: list[str], goal: str) -> tuple[list[str], dict[str, in
     goal_key = _key(_strip_decoration(goal))
     seen: set[str] = set()
     kept: list[str] = []
-    too_long = f"longer than {MAX_PROPERTY_CHARS} chars or {MAX_PROPERTY_WORDS} words"
+    too_long = f"longer than {MAX_PROPERTY_CHARS} chars or {MAX_ITEM_WORDS} words"
     dropped = {"headings": 0, "echoed the goal": 0, too_long: 0, "duplicates": 0}
     for raw in raw_items:
         if _strip_decoration(raw).endswith(":"):
@@ -251,7 +251,7 @@ def _clean_all(raw_items: list[str], goal: str) -> tuple[list[str], dict[str, in
             continue
         if goal_key and (goal_key in key or goal_key in _key(_strip_decoration(raw))):
             dropped["echoed the goal"] += 1
-        elif len(item) > MAX_PROPERTY_CHARS or len(item.split()) > MAX_PROPERTY_WORDS:
+        elif len(item) > MAX_PROPERTY_CHARS or len(item.split()) > MAX_ITEM_WORDS:
             dropped[too_long] += 1
         elif key in seen:
             dropped["duplicates"] += 1

@@ -18,10 +18,9 @@ import pandas as pd
 
 from .artifacts import FactorModel
 from .catalogue import DatasetSpec, FileCorpus
-from .corpus import _parse_file_corpus, _remove_nul, _truncate, _validate, corpus_limits
+from .corpus import clean_documents, read_file_corpus
 from .embedding import encode, load_encoder
 from .errors import InstructLFError
-from .file_formats import read_stable_bytes
 from .scoring import score_matrix
 
 DEFAULT_TOP_K = 5
@@ -138,8 +137,9 @@ def read_documents(
     spec: DatasetSpec,
     id_field: str | None = None,
     text_field: str | None = None,
-) -> pd.DataFrame:
-    """`doc_id`, `text` of a CSV / JSONL / Parquet file, read, checked and truncated as the dataset's corpus is.
+) -> tuple[pd.DataFrame, str]:
+    """`doc_id`, `text` of a CSV / JSONL / Parquet file, read, checked and truncated as the dataset's corpus is,
+    and the sha256 of the bytes they were read from (the file is read once, within the dataset's `limits`).
 
     Field names default to the dataset's `corpus` settings (a file corpus), else `text` and row numbers.
     """
@@ -157,13 +157,9 @@ def read_documents(
         split_field=None,
         max_documents=None,
     )
-    limits = corpus_limits(spec)
-    content = read_stable_bytes(spec.name, path)
-    frame = _parse_file_corpus(spec.name, reading, path, content, limits)
-    frame, _ = _remove_nul(frame)
-    frame = _validate(spec.name, str(path), frame)
-    frame, _ = _truncate(frame, spec.max_text_chars, keep=spec.text_keep)
-    return frame[["doc_id", "text"]].reset_index(drop=True)
+    frame, digest = read_file_corpus(spec.name, reading, path, spec.limits)
+    frame = clean_documents(spec.name, str(path), frame, spec.max_text_chars, spec.text_keep)
+    return frame[["doc_id", "text"]].reset_index(drop=True), digest
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:

@@ -58,14 +58,6 @@ def test_unknown_dataset_lists_known_ones(tmp_path):
         get_dataset("bils", tmp_path)
 
 
-def test_goal_fingerprint_changes_with_goal_only(tmp_path):
-    first = load_entry(write(tmp_path, "bills", GOOD))
-    same = load_entry(write(tmp_path, "bills", GOOD + "description: other words\n"))
-    edited = load_entry(write(tmp_path, "bills", GOOD.replace("topics", "policy areas")))
-    assert first.goal_fingerprint() == same.goal_fingerprint()
-    assert first.goal_fingerprint() != edited.goal_fingerprint()
-
-
 @pytest.mark.parametrize("path", ["../secrets/x.csv", "/etc/passwd", "bills/../../x.csv", "C:\\\\data\\\\x.csv"])
 def test_corpus_path_outside_the_data_directory_names_entry_and_field(tmp_path, path):
     entry = write(tmp_path, "bills", f"goal: Which topics?\ncorpus: {{path: '{path}'}}\n")
