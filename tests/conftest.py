@@ -146,16 +146,17 @@ def tiny_in_process(tmp_path_factory):
         "encoder": EncoderResource(),
         "proposer": ProposerResource(cache_dir=str(storage / "llm_cache")),
     }
-    with dg.instance_for_test() as instance, record_what_is_fitted(fitted_on):
+    with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(PARTITIONS_NAME, ["demo", "tiny"])
-        result = dg.materialize(
-            [*SOURCES, *PIPELINE],
-            partition_key="tiny",
-            instance=instance,
-            resources=resources,
-            run_config=dg.RunConfig(FAST_TRAINING),
-            raise_on_error=False,
-        )
+        with record_what_is_fitted(fitted_on):  # this run's fits only, not later tests'
+            result = dg.materialize(
+                [*SOURCES, *PIPELINE],
+                partition_key="tiny",
+                instance=instance,
+                resources=resources,
+                run_config=dg.RunConfig(FAST_TRAINING),
+                raise_on_error=False,
+            )
 
         def artifact(name: str):
             return read_artifact(storage / name / "tiny")

@@ -199,7 +199,7 @@ def test_the_latent_factors_asset_names_its_factors_once_and_a_refit_reads_the_n
         assert sum(server.named.values()) == 4
     assert [m["naming_calls_made"].value for m in metadata] == [4, 0]
     assert [m["naming_cached_answers"].value for m in metadata] == [0, 4]
-    assert metadata[0]["named_by"].value == f"llm model {MODEL}"
+    assert metadata[0]["named_by"].value == f"llm {MODEL}"
     factors = read_artifact(storage / "latent_factors" / "tiny").factors
     assert factors["name"].str.fullmatch(r"Theme d0[0-3]\d\d").all(), "named from training documents only"
     assert (factors["top_property_name"].str.contains(" / ")).all() and set(factors["named_by"]) == {f"llm {MODEL}"}
