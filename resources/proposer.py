@@ -20,12 +20,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from instructlf_assets.core.catalogue import DatasetSpec
+from instructlf_assets.core.embedding import Embedder
 from instructlf_assets.core.errors import ProposerError
-from instructlf_assets.core.offline_proposer import ExtractiveOptions, propose_extractive
+from instructlf_assets.core.offline_proposer import ExtractiveOptions, ScoredPhrase, propose_extractive
 
 from .encoder import EncoderResource
 from .parallel import map_chunks, on_dask_worker, resource_fields, split_rows
@@ -207,14 +209,20 @@ class ProposerResource(dg.ConfigurableResource):
 
     def _propose_offline(self, documents: pd.DataFrame, spec: DatasetSpec, encoder: EncoderResource) -> ProposalRun:
         started = time.perf_counter()
-        options = ExtractiveOptions(
-            top_k=spec.prompt.properties_per_document,
-            goal_weight=self.goal_weight,
-            diversity=self.diversity,
-            min_relevance=self.min_relevance,
-        )
-        model = encoder.load_base()
-        proposals = propose_extractive(documents["text"].tolist(), spec.goal, encoder.embedder(model), options)
+        embed = encoder.embedder(encoder.load_base())
+        texts = documents["text"].tolist()
+        if spec.prompt.offline_strategy == "candidates":
+            proposals, stats = _propose_candidates(documents, spec, embed)
+            empty = "the document states none of the corpus's candidate phrases"
+        else:
+            options = ExtractiveOptions(
+                top_k=spec.prompt.properties_per_document,
+                goal_weight=self.goal_weight,
+                diversity=self.diversity,
+                min_relevance=self.min_relevance,
+            )
+            proposals, stats = propose_extractive(texts, spec.goal, embed, options), {}
+            empty = "no clause of the document reached the relevance threshold"
         rows = [
             {
                 "doc_id": doc_id,
@@ -228,14 +236,20 @@ class ProposerResource(dg.ConfigurableResource):
             for rank, phrase in enumerate(phrases, start=1)
         ]
         failed = [
-            {"doc_id": doc_id, "reason": "no clause of the document reached the relevance threshold"}
+            {"doc_id": doc_id, "reason": empty}
             for doc_id, phrases in zip(documents["doc_id"], proposals, strict=True)
             if not phrases
         ]
         return ProposalRun(
             table=pd.DataFrame(rows, columns=PROPOSAL_COLUMNS),
             failed=pd.DataFrame(failed, columns=["doc_id", "reason"]),
-            stats={"backend": "offline", "calls_made": 0, "seconds": time.perf_counter() - started},
+            stats={
+                "backend": "offline",
+                "offline_strategy": spec.prompt.offline_strategy,
+                "calls_made": 0,
+                "seconds": time.perf_counter() - started,
+                **stats,
+            },
         )
 
     def _propose_with_llm(
@@ -323,3 +337,35 @@ def _propose_chunk(
     return proposer_type(**proposer_fields).propose(
         documents, spec, encoder_type(**encoder_fields), max_calls=max_calls
     )
+
+
+def _propose_candidates(
+    documents: pd.DataFrame, spec: DatasetSpec, embed: Embedder
+) -> tuple[list[list[ScoredPhrase]], dict[str, int]]:
+    """The `candidates` strategy: a vocabulary from the training documents of this run (of this chunk, when the
+    step runs in chunks), then every document's candidates. A run without training documents (a chunk of valid
+    ones only) builds it from the documents it has; never from test documents, which are not proposed for."""
+    from instructlf_assets.core.candidate_vocabulary import (
+        CandidateOptions,
+        build_candidate_vocabulary,
+        propose_candidates,
+    )
+
+    knobs = spec.prompt.candidates
+    options = CandidateOptions(
+        min_df=knobs.min_df,
+        max_df_share=knobs.max_df_share,
+        vocabulary_size=knobs.vocabulary_size,
+        goal_weight=knobs.goal_weight,
+        per_document=knobs.per_document,
+    )
+    texts = documents["text"].tolist()
+    vectors = embed(texts)
+    train = (documents["split"] == "train").to_numpy() if "split" in documents.columns else None
+    if train is None or not train.any():
+        train = np.ones(len(texts), dtype=bool)
+    train_texts = [text for text, is_train in zip(texts, train, strict=True) if is_train]
+    vocabulary = build_candidate_vocabulary(train_texts, spec.goal, embed, options, train_vectors=vectors[train])
+    proposals = propose_candidates(texts, vocabulary, embed, options, doc_vectors=vectors)
+    stats = {"candidates_in_band": vocabulary.n_candidates, "candidates_kept": len(vocabulary.phrases)}
+    return proposals, stats

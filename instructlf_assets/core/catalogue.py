@@ -131,10 +131,38 @@ class CorpusLimits(_Strict):
     max_corpus_mb: float = Field(1024.0, gt=0, description="Refuse a corpus file larger than this (megabytes).")
 
 
+class CandidateSpec(_Strict):
+    """The offline `candidates` strategy: phrases that recur across training documents (LLM back ends ignore it)."""
+
+    min_df: int = Field(5, ge=1, description="Training documents that must state a phrase for it to be a candidate.")
+    max_df_share: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="Drop phrases more than this share of training documents state: they separate nothing.",
+    )
+    vocabulary_size: int = Field(
+        1000, ge=2, le=20_000, description="Candidates kept, ranked by goal relevance and document concentration."
+    )
+    goal_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Weight of relevance to the goal against how concentrated a phrase's documents are.",
+    )
+    per_document: int = Field(15, ge=1, le=100, description="Most candidates one document proposes.")
+
+
 class PromptSpec(_Strict):
     instruction: str = DEFAULT_PROPOSAL_INSTRUCTION
     properties_per_document: int = Field(5, ge=1, le=30)
     two_step: bool = Field(False, description="The paper's protocol: an analysis call, then a call for the list.")
+    offline_strategy: Literal["clauses", "candidates"] = Field(
+        "clauses",
+        description="Offline proposer: each document's own clauses (top properties_per_document), or `candidates`: "
+        "phrases recurring across training documents, each document proposing those it states.",
+    )
+    candidates: CandidateSpec = CandidateSpec()
 
 
 _GENERATED, _PAPER, _FILE = "generated", "paper", "file"
