@@ -23,7 +23,40 @@ from .embedding import Embedder
 from .offline_proposer import ScoredPhrase
 from .phrases import STOPWORDS
 
-_STOPWORDS = frozenset(ENGLISH_STOP_WORDS) | STOPWORDS
+# Function words the stop lists miss: a phrase that starts or ends with one ("amends the internal", "including
+# health") is not a property a person would name. They may still sit inside a phrase ("secretary of health").
+_EDGE_FILLER = frozenset(
+    [
+        "amend",
+        "amends",
+        "amended",
+        "directs",
+        "requires",
+        "required",
+        "authorizes",
+        "prohibits",
+        "provides",
+        "provided",
+        "establishes",
+        "makes",
+        "allows",
+        "including",
+        "regarding",
+        "relating",
+        "related",
+        "respect",
+        "purposes",
+        "purpose",
+        "pursuant",
+        "subject",
+        "applicable",
+        "specified",
+        "certain",
+        "shall",
+        "following",
+    ]
+)
+_STOPWORDS = frozenset(ENGLISH_STOP_WORDS) | STOPWORDS | _EDGE_FILLER
 # Phrases never cross sentence or clause punctuation; digits end a phrase too ("title 38", "2007 amends").
 _SEGMENT = re.compile(r"[.!?;:,()\[\]\"\n]+")
 _WORDS = re.compile(r"[\w'’-]+")

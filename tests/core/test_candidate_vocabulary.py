@@ -92,3 +92,9 @@ def test_ngrams_stay_within_a_clause_and_have_content_words_at_both_ends():
     assert "health under" not in grams  # a comma ends the phrase
     assert not any(any(c.isdigit() for c in g) for g in grams)
     assert "title" in grams and "title code" not in grams  # the digit breaks the run
+
+
+def test_phrases_never_start_or_end_with_a_function_verb():
+    grams = phrase_ngrams("Amends the Internal Revenue Code, including health savings accounts.")
+    assert "internal revenue code" in grams and "health savings accounts" in grams
+    assert not any(g.split()[0] in {"amends", "including"} for g in grams)
