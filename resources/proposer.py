@@ -268,14 +268,10 @@ class ProposerResource(dg.ConfigurableResource):
                 backend,
                 cache,
                 model_name=model_name,
-                concurrency=self.concurrency,
-                timeout_s=self.timeout_s,
-                max_retries=self.max_retries,
-                backoff_base_s=self.backoff_base_s,
                 two_step=spec.prompt.two_step,
                 log=log,
                 proposer=self.backend,
-                max_calls=max_calls if self.backend == "openai" else None,  # local calls cost nothing
+                **self._client_settings(max_calls),
             )
         return ProposalRun(result.table, result.failed, {"backend": self.backend, **result.stats})
 
@@ -297,12 +293,18 @@ class ProposerResource(dg.ConfigurableResource):
                 backend,
                 cache,
                 model_name=model_name,
-                concurrency=self.concurrency,
-                timeout_s=self.timeout_s,
-                max_retries=self.max_retries,
-                backoff_base_s=self.backoff_base_s,
-                max_calls=self.max_calls if self.backend == "openai" else None,
+                **self._client_settings(self.max_calls),
             )
+
+    def _client_settings(self, max_calls: int | None) -> dict[str, object]:
+        """How the LLM client runs, the same for proposals and names; local calls cost nothing, so no cap."""
+        return {
+            "concurrency": self.concurrency,
+            "timeout_s": self.timeout_s,
+            "max_retries": self.max_retries,
+            "backoff_base_s": self.backoff_base_s,
+            "max_calls": max_calls if self.backend == "openai" else None,
+        }
 
     def _local_model_name(self) -> str:
         from .local_llm import MODEL_NAME
