@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 import pytest
 
 from instructlf_assets.assets import PIPELINE, SOURCES
-from instructlf_assets.core.artifacts import ScoreMatrix
 from instructlf_assets.partitions import PARTITIONS_NAME
 from resources import EncoderResource, InstructLFIOManager, ProposerResource
-from resources.storage import read_artifact, write_artifact
-from tests.core.test_factor_identity import ASPECTS, aspect_of, planted_scores
+from resources.storage import read_artifact
+from tests.core.test_factor_identity import ASPECTS, aspect_of, write_planted_upstream
 
 
 @pytest.fixture
@@ -26,16 +23,7 @@ def refits(tmp_path):
     }
 
     def refit(aspects: list[str], seed: int, data_seed: int = 0):
-        scores, properties = planted_scores(aspects, seed=data_seed)
-        doc_ids = np.array([f"d{i:04d}" for i in range(len(scores))])
-        split = np.where(np.arange(len(scores)) < 400, "train", "test")
-        write_artifact(
-            storage / "raw_documents" / "tiny", pd.DataFrame({"doc_id": doc_ids, "text": "t", "split": split})
-        )
-        write_artifact(storage / "property_vocabulary" / "tiny", properties)
-        write_artifact(
-            storage / "property_scores" / "tiny", ScoreMatrix(scores, doc_ids, properties["property_id"].to_numpy())
-        )
+        write_planted_upstream(storage, aspects, data_seed)
         config = {"latent_factors": {"config": {"n_factors": len(aspects), "seed": seed}}}
         result = dg.materialize(
             [*SOURCES, *PIPELINE],

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pytest
 
 from instructlf_assets.assets import PIPELINE, SOURCES
-from instructlf_assets.core.artifacts import ScoreMatrix
 from instructlf_assets.core.factor_naming import (
     BY_TOP_PROPERTIES,
     EXCERPT_CHARS,
@@ -20,9 +18,9 @@ from instructlf_assets.core.factor_naming import (
 )
 from instructlf_assets.partitions import PARTITIONS_NAME
 from resources import EncoderResource, InstructLFIOManager, ProposerResource
-from resources.storage import read_artifact, write_artifact
+from resources.storage import read_artifact
 from tests.chat_server import KEY, MODEL, FakeChatServer, serve
-from tests.core.test_factor_identity import ASPECTS, planted_scores
+from tests.core.test_factor_identity import ASPECTS, write_planted_upstream
 
 GOAL = "What aspects of a movie make a viewer recommend it to a friend?"
 REPLIES = {
@@ -167,15 +165,7 @@ def test_names_that_would_exceed_the_call_cap_are_skipped_before_any_request(tmp
 
 def test_the_latent_factors_asset_names_its_factors_once_and_a_refit_reads_the_names_from_the_cache(tmp_path):
     storage = tmp_path / "storage"
-    scores, properties = planted_scores(ASPECTS[:4])
-    doc_ids = np.array([f"d{i:04d}" for i in range(len(scores))])
-    split = np.where(np.arange(len(scores)) < 400, "train", "test")
-    texts = [f"{doc_id} is a review." for doc_id in doc_ids]
-    write_artifact(storage / "raw_documents" / "tiny", pd.DataFrame({"doc_id": doc_ids, "text": texts, "split": split}))
-    write_artifact(storage / "property_vocabulary" / "tiny", properties)
-    write_artifact(
-        storage / "property_scores" / "tiny", ScoreMatrix(scores, doc_ids, properties["property_id"].to_numpy())
-    )
+    write_planted_upstream(storage, ASPECTS[:4], text=lambda doc_id: f"{doc_id} is a review.")
     config = dg.RunConfig({"latent_factors": {"config": {"n_factors": 4}}})
     with serve(NamingServer()) as server, dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(PARTITIONS_NAME, ["tiny"])

@@ -143,6 +143,23 @@ def planted_scores(aspects: list[str], n_documents: int = 600, per_aspect: int =
     return np.stack(columns, axis=1).astype(np.float32), properties
 
 
+def write_planted_upstream(storage, aspects: list[str], data_seed: int = 0, text=lambda doc_id: "t") -> None:
+    """`tiny`'s raw_documents, property_vocabulary and property_scores written straight into storage: the inputs
+    of latent_factors from planted scores, without proposing or training anything (first 400 documents train)."""
+    from instructlf_assets.core.artifacts import ScoreMatrix
+    from resources.storage import write_artifact
+
+    scores, properties = planted_scores(aspects, seed=data_seed)
+    doc_ids = np.array([f"d{i:04d}" for i in range(len(scores))])
+    split = np.where(np.arange(len(scores)) < 400, "train", "test")
+    texts = [text(doc_id) for doc_id in doc_ids]
+    write_artifact(storage / "raw_documents" / "tiny", pd.DataFrame({"doc_id": doc_ids, "text": texts, "split": split}))
+    write_artifact(storage / "property_vocabulary" / "tiny", properties)
+    write_artifact(
+        storage / "property_scores" / "tiny", ScoreMatrix(scores, doc_ids, properties["property_id"].to_numpy())
+    )
+
+
 def fit(scores: np.ndarray, properties: pd.DataFrame, n_factors: int, seed: int) -> FactorModel:
     doc_ids = np.arange(len(scores)).astype(str)
     return fit_factors(scores[:400], scores, doc_ids, properties, FactorOptions(n_factors=n_factors, seed=seed))
