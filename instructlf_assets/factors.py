@@ -32,7 +32,8 @@ class FactorConfig(dg.Config):
     n_factors: int | None = Field(
         None,
         ge=2,
-        description="Latent factors; the catalogue's n_factors, else about one per ten properties.",
+        description="Latent factors; the catalogue's n_factors, else parallel analysis of the training scores "
+        "(eigenvalues above those of shuffled scores, at most 100).",
     )
     max_iter: int = Field(1000, ge=10, description="CorEx optimiser iterations per annealing stage.")
     seed: int = Field(0, description="Initialisation seed.")
@@ -41,9 +42,10 @@ class FactorConfig(dg.Config):
 
 @stage_asset(
     deps=[factor_spec],
-    # 4: factors named by the LLM when one is configured; 3: factor ids kept across refits, drift table;
+    # 5: n_factors from parallel analysis when unset; 4: factors named by the LLM when one is configured;
+    # 3: factor ids kept across refits, drift table;
     # 2: checks before storing, content version
-    code_version="4",
+    code_version="5",
     kinds={"pytorch"},
     check_specs=[
         spec(ASSET, "factor_model_is_sound", "no NaN in weights or scores; total correlation > 0"),
@@ -102,6 +104,7 @@ def latent_factors(
         settings=stage_settings(dataset, ASSET),
         metadata={
             "n_factors": int(model.summary["n_factors"]),
+            "n_factors_rule": str(model.summary.get("n_factors_rule", "requested")),
             "total_correlation": float(model.summary["tc"]),
             "converged": bool(model.summary["converged"]),
             "n_iter": int(model.summary["n_iter"]),

@@ -75,6 +75,11 @@ class PaperCorpus(_Strict):
     max_history_chars: int = Field(
         600, ge=50, description="alfworld: characters of the newest trajectory kept after the task line."
     )
+    turns: Literal["all", "seeker"] = Field(
+        "all",
+        description="inspired: the whole dialogue, or `seeker`: only the user's turns, what they want, without "
+        "the recommender's questions (which are much alike across dialogues).",
+    )
     seed: int = 0
 
     @field_validator("directory")
@@ -196,7 +201,11 @@ class DatasetSpec(_Strict):
     limits: CorpusLimits = CorpusLimits()
     prompt: PromptSpec = PromptSpec()
     task: TaskSpec = TaskSpec()
-    n_factors: int | None = Field(None, ge=2, description="Latent factors; chosen from the vocabulary size if unset.")
+    n_factors: int | None = Field(
+        None,
+        ge=2,
+        description="Latent factors; if unset, parallel analysis picks them from the training scores.",
+    )
 
     @field_validator("goal")
     @classmethod

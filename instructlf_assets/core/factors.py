@@ -14,6 +14,7 @@ import pandas as pd
 from .artifacts import FactorModel
 from .corex import LinearCorex
 from .errors import FactorModelError
+from .factor_count import FactorCount, parallel_analysis
 
 
 @dataclass(frozen=True)
@@ -26,25 +27,23 @@ class FactorOptions:
     top_properties: int = 8
 
 
-def default_n_factors(n_properties: int) -> int:
-    """About one factor per ten properties, at least 2, at most 50: factors should each gather several properties."""
-    return int(np.clip(round(n_properties / 10), 2, 50))
-
-
-def choose_n_factors(requested: int | None, n_properties: int, n_train_documents: int) -> tuple[int, str | None]:
-    """The number of factors to fit, and a note when it had to be reduced (documented automatic reduction)."""
+def choose_n_factors(
+    requested: int | None, train_scores: np.ndarray, seed: int = 0
+) -> tuple[int, str | None, FactorCount | None]:
+    """The number of factors to fit: `requested` when given, else what parallel analysis finds in the training
+    scores; a note when it had to be reduced (documented automatic reduction) and the analysis, when one ran."""
+    n_train_documents, n_properties = train_scores.shape
     if n_properties < 2:
         raise FactorModelError(f"need at least 2 properties to find factors, got {n_properties}")
     if n_train_documents < 3:
         raise FactorModelError(f"need at least 3 training documents to fit factors, got {n_train_documents}")
-    wanted = requested or default_n_factors(n_properties)
+    count = None if requested else parallel_analysis(train_scores, seed=seed)
+    wanted = requested or count.n_factors
     limit = min(n_properties, n_train_documents - 1)
     if wanted > limit:
-        return (
-            limit,
-            f"reduced n_factors from {wanted} to {limit} (properties={n_properties}, train docs={n_train_documents})",
-        )
-    return wanted, None
+        note = f"reduced n_factors from {wanted} to {limit} (properties={n_properties}, train docs={n_train_documents})"
+        return limit, note, count
+    return wanted, None, count
 
 
 def fit_factors(
@@ -55,7 +54,7 @@ def fit_factors(
     options: FactorOptions,
 ) -> FactorModel:
     """Fit CorEx on the training rows, assign each property to one factor, name factors, score all documents."""
-    n_factors, note = choose_n_factors(options.n_factors, train_scores.shape[1], train_scores.shape[0])
+    n_factors, note, count = choose_n_factors(options.n_factors, np.asarray(train_scores), options.seed)
     model = LinearCorex(n_factors, max_iter=options.max_iter, random_state=options.seed, device=options.device)
     model.fit(np.asarray(train_scores, dtype=np.float32))
     doc_scores = model.transform(np.asarray(all_scores, dtype=np.float32))
@@ -71,7 +70,10 @@ def fit_factors(
         "converged": bool(model.converged_),
         "n_iter": int(model.n_iter_),
         "note": note or "",
+        "n_factors_rule": "requested" if count is None else "parallel_analysis",
     }
+    if count is not None:
+        summary["parallel_analysis_ceiling"] = count.ceiling
     return FactorModel(
         model.weights_,
         model.mean_,

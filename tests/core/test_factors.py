@@ -3,23 +3,53 @@ import pandas as pd
 import pytest
 
 from instructlf_assets.core.errors import FactorModelError
-from instructlf_assets.core.factors import FactorOptions, choose_n_factors, default_n_factors, fit_factors
+from instructlf_assets.core.factor_count import parallel_analysis
+from instructlf_assets.core.factors import FactorOptions, choose_n_factors, fit_factors
 
 
-def test_default_scales_with_vocabulary_within_bounds():
-    assert default_n_factors(5) == 2 and default_n_factors(120) == 12 and default_n_factors(10_000) == 50
+def planted_scores(n_factors: int, per_factor: int = 8, rows: int = 800, noise: float = 0.8, seed: int = 0):
+    """Each factor drives `per_factor` properties of its own; the rest of their variance is independent noise."""
+    rng = np.random.default_rng(seed)
+    hidden = rng.normal(size=(rows, n_factors))
+    loadings = np.repeat(np.eye(n_factors), per_factor, axis=1)
+    return (hidden @ loadings + rng.normal(0, noise, size=(rows, n_factors * per_factor))).astype(np.float32)
+
+
+@pytest.mark.parametrize("n_factors", [3, 7, 12])
+def test_parallel_analysis_recovers_the_planted_number_of_factors(n_factors):
+    assert parallel_analysis(planted_scores(n_factors)).n_factors == n_factors
+
+
+def test_parallel_analysis_finds_no_structure_in_independent_scores():
+    rng = np.random.default_rng(1)
+    count = parallel_analysis(rng.normal(size=(500, 40)))
+    assert count.n_factors == 2  # the floor: independent columns beat their own shuffles by chance only
+    assert count.eigenvalues[0] < 1.5 * count.null_eigenvalues[0]
+
+
+def test_parallel_analysis_is_capped_and_uses_top_eigenvalues_for_wide_data():
+    count = parallel_analysis(planted_scores(12, per_factor=200, rows=300), ceiling=5)
+    assert count.n_factors == 5 and count.ceiling == 5 and len(count.eigenvalues) == 6
+
+
+def test_unset_n_factors_follows_the_data_and_the_model_says_so():
+    scores = planted_scores(4, per_factor=5, rows=600)
+    properties = pd.DataFrame({"property_id": [f"p{i:05d}" for i in range(20)], "text": [f"p {i}" for i in range(20)]})
+    model = fit_factors(scores[:400], scores, np.arange(600).astype(str), properties, FactorOptions())
+    assert model.summary["n_factors"] == 4 and model.summary["n_factors_rule"] == "parallel_analysis"
+    assert model.assignments.groupby("factor_id")["property_id"].count().tolist() == [5, 5, 5, 5]
 
 
 def test_requested_factors_are_reduced_for_small_corpora_with_a_note():
-    n, note = choose_n_factors(10, n_properties=40, n_train_documents=6)
-    assert n == 5 and "reduced n_factors from 10 to 5" in note
+    n, note, count = choose_n_factors(10, np.zeros((6, 40)))
+    assert n == 5 and "reduced n_factors from 10 to 5" in note and count is None
 
 
 def test_too_few_properties_or_documents_is_a_clear_error():
     with pytest.raises(FactorModelError, match="at least 2 properties"):
-        choose_n_factors(None, 1, 100)
+        choose_n_factors(None, np.zeros((100, 1)))
     with pytest.raises(FactorModelError, match="at least 3 training documents"):
-        choose_n_factors(None, 10, 2)
+        choose_n_factors(None, np.zeros((2, 10)))
 
 
 def test_factors_are_named_from_their_own_top_properties():
