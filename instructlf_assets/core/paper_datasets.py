@@ -23,6 +23,7 @@ from .file_formats import decode, parse_jsonl
 
 _TASK = re.compile(r"Your task is to:\s*(.+)")
 _YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+_SEEKER_TURN = re.compile(r"^\s*User:(.*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,8 @@ def _inspired(name: str, corpus: PaperCorpus, directory: Path, read_bytes) -> pd
     train = _csv(name, train_path, read_bytes, ["full_situation", "movies"])
     movies = [_movie_list(name, train_path, row, value) for row, value in enumerate(train["movies"], start=2)]
     ids = train[""] if "" in train.columns else pd.Series(range(len(train))).astype(str)
-    frame = pd.DataFrame(
-        {"doc_id": "train-" + ids.astype(str), "text": train["full_situation"], "split": None, "eval_split": "test"}
-    )
+    texts = [_dialogue_text(text, corpus.turns) for text in train["full_situation"]]
+    frame = pd.DataFrame({"doc_id": "train-" + ids.astype(str), "text": texts, "split": None, "eval_split": "test"})
     frame["movies"] = movies
     frame = _sample(frame, corpus)
     test_path = directory / "inspired_test.csv"
@@ -110,7 +110,7 @@ def _inspired(name: str, corpus: PaperCorpus, directory: Path, read_bytes) -> pd
                 pd.DataFrame(
                     {
                         "doc_id": [f"test-{i}" for i in range(len(test))],
-                        "text": test["test_inputs"],
+                        "text": [_dialogue_text(text, corpus.turns) for text in test["test_inputs"]],
                         "split": "test",
                         "eval_split": "test",
                         "movies": [[title] for title in test["test_outputs"]],
@@ -120,6 +120,15 @@ def _inspired(name: str, corpus: PaperCorpus, directory: Path, read_bytes) -> pd
             ignore_index=True,
         )
     return frame
+
+
+def _dialogue_text(text: str, turns: str) -> str:
+    """The dialogue as the catalogue asks for it. `seeker` keeps the user's turns, one per line, without their
+    speaker tag; a prefix where the user has not spoken yet keeps its whole text, so no document is empty."""
+    if turns == "all":
+        return text
+    seeker = [match.group(1).strip() for match in _SEEKER_TURN.finditer(str(text))]
+    return "\n".join(turn for turn in seeker if turn) or text
 
 
 def _movie_list(name: str, path: Path, row: int, value: str) -> list[str]:

@@ -118,3 +118,26 @@ def test_alfworld_samples_training_states_and_reads_valid_unseen_when_present(tm
 def test_comparisons_ignore_years_and_digits():
     assert movie_key("Knives Out (2019)") == movie_key("knives out") == "knives out"
     assert normalise_action("go to drawer 3") == normalise_action("go to drawer 12") == "go to drawer"
+
+
+def test_inspired_seeker_turns_keep_what_the_user_said_in_train_and_test(tmp_path):
+    (tmp_path / "inspired").mkdir()
+    dialogue = (
+        "\nSystem: What do you like?\nUser: Scary films, please.\nSystem: Seen Us?\nUser: Yes! More gore.\nSystem: "
+    )
+    train = [
+        {"": 0, "full_situation": dialogue, "movies": "['Us']"},
+        {"": 1, "full_situation": "System: Hi!", "movies": "[]"},
+    ]
+    pd.DataFrame(train).to_csv(tmp_path / "inspired" / "inspired_train.csv", index=False)
+    pd.DataFrame([{"": 0, "test_inputs": dialogue, "test_outputs": "Us"}]).to_csv(
+        tmp_path / "inspired" / "inspired_test.csv", index=False
+    )
+    seeker = load_documents(spec("inspired", corpus={"turns": "seeker"}), tmp_path).documents.set_index("doc_id")
+    assert seeker.loc["train-0", "text"] == seeker.loc["test-0", "text"] == "Scary films, please.\nYes! More gore."
+    assert seeker.loc["train-1", "text"] == "System: Hi!"  # the user has not spoken yet: nothing is dropped
+    whole = load_documents(spec("inspired"), tmp_path).documents.set_index("doc_id")
+    assert "What do you like?" in whole.loc["train-0", "text"]
+    assert corpus_fingerprint(spec("inspired", corpus={"turns": "seeker"}), tmp_path) != corpus_fingerprint(
+        spec("inspired"), tmp_path
+    )
