@@ -54,7 +54,7 @@ def property_proposals(
     """Long table of proposals: doc_id, rank, property, relevance, proposer, model (train and valid documents)."""
     dataset = dataset_for(context)
     documents = raw_documents[raw_documents["split"].isin(PROPOSED_SPLITS)]
-    context.log.info(f"proposing for {len(documents)} documents with {proposer.describe()}")
+    context.log.info(f"proposing for {len(documents)} documents with {proposer.describe(dataset)}")
     run = proposer.propose_in_chunks(documents, dataset, encoder, config.chunk_size, log=context.log.info)
     table = run.table
     identity = proposer_identity(proposer)
@@ -75,7 +75,7 @@ def property_proposals(
             "n_failed_documents": len(run.failed),
             "properties_per_document": float(len(table) / max(len(documents) - len(run.failed), 1)),
             "n_distinct_properties": int(table["property"].nunique()),
-            "proposer": proposer.describe(),
+            "proposer": proposer.describe(dataset),
             "proposer_backend": proposer.backend,
             **({"llm_model": proposer.model} if proposer.backend == "openai" else {}),
             **{k: v for k, v in run.stats.items() if isinstance(v, int | float | str)},

@@ -107,7 +107,12 @@ class ProposerResource(dg.ConfigurableResource):
         None, ge=0, description="openai: price per million tokens, for plan estimates ($INSTRUCTLF_LLM_PRICE_PER_MTOK)."
     )
 
-    def describe(self) -> str:
+    def describe(self, spec: DatasetSpec | None = None) -> str:
+        if self.backend == "offline" and spec is not None and spec.prompt.offline_strategy == "candidates":
+            return (
+                "offline candidates (phrases recurring across training documents, each document proposing those "
+                "it states, ranked by all-MiniLM-L6-v2 similarity; no LLM)"
+            )
         if self.backend == "offline":
             return "offline extractive (document clauses ranked by all-MiniLM-L6-v2 similarity; no LLM)"
         if self.backend == "local":
@@ -165,8 +170,13 @@ class ProposerResource(dg.ConfigurableResource):
 
         Every document's proposals depend on that document (and the goal) only, so the concatenated chunks are
         the single-pass table. On Dask each chunk task runs its own LLM client, so `concurrency` applies per task.
+        The offline `candidates` strategy is the exception: its vocabulary is built from all training documents,
+        so it runs in one pass (string matching and one encoding of each document; no call to spread).
         """
         chunks = split_rows(documents, chunk_size)
+        if self.backend == "offline" and spec.prompt.offline_strategy == "candidates" and len(chunks) > 1:
+            log("offline candidates: one vocabulary from all training documents, proposed in one pass, not chunks")
+            return self.propose(documents, spec, encoder, log=log)
         if len(chunks) == 1:
             return self.propose(documents, spec, encoder, log=log)
         budgets = self._chunk_budgets(chunks, spec)

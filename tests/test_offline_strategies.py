@@ -54,3 +54,11 @@ def test_candidates_come_from_training_documents_only():
     documents.loc[valid, "text"] = documents.loc[valid, "text"] + " " + planted
     run = ProposerResource(cache_dir="unused").propose(documents, with_strategy("candidates"), HashedEncoder())
     assert not run.table["property"].str.contains("zeppelin").any()
+
+
+def test_candidates_use_one_vocabulary_however_the_step_is_chunked():
+    documents = demo_documents()
+    spec = with_strategy("candidates")
+    proposer = ProposerResource(cache_dir="unused")
+    chunked = proposer.propose_in_chunks(documents, spec, HashedEncoder(), chunk_size=7)
+    pd.testing.assert_frame_equal(chunked.table, proposer.propose(documents, spec, HashedEncoder()).table)

@@ -54,6 +54,25 @@ _EDGE_FILLER = frozenset(
         "certain",
         "shall",
         "following",
+        # Intensifiers: "pacing is really" and "acting is truly" say no more than "pacing" and "acting".
+        "really",
+        "truly",
+        "genuinely",
+        "merely",
+        "quite",
+        "fairly",
+        "rather",
+        "pretty",
+        "simply",
+        "actually",
+        "definitely",
+        "absolutely",
+        "totally",
+        "extremely",
+        "incredibly",
+        "highly",
+        "somewhat",
+        "slightly",
     ]
 )
 _STOPWORDS = frozenset(ENGLISH_STOP_WORDS) | STOPWORDS | _EDGE_FILLER

@@ -98,3 +98,9 @@ def test_phrases_never_start_or_end_with_a_function_verb():
     grams = phrase_ngrams("Amends the Internal Revenue Code, including health savings accounts.")
     assert "internal revenue code" in grams and "health savings accounts" in grams
     assert not any(g.split()[0] in {"amends", "including"} for g in grams)
+
+
+def test_phrases_never_end_on_an_intensifier():
+    grams = phrase_ngrams("The pacing is really tight and the acting is truly superb.")
+    assert {"pacing", "acting", "superb"} <= grams
+    assert not {"pacing is really", "acting is truly", "really tight", "truly superb"} & grams
