@@ -11,6 +11,7 @@ import math
 from importlib import metadata
 
 import dagster as dg
+import pandas as pd
 
 from .assets import PIPELINE
 from .core.artifacts import FactorModel
@@ -32,8 +33,12 @@ def build_report(instance: dg.DagsterInstance, defs: dg.Definitions, partition_k
         metrics_table = None
     made = provenance(instance, defs, partition_key)
     metrics: dict[str, float] = {}
+    stderr: dict[str, float] = {}
     if metrics_table is not None:
         metrics = {metric_key(row): _number(row["value"]) for _, row in metrics_table.iterrows()}
+        stderr = {
+            metric_key(row): float(row["stderr"]) for _, row in metrics_table.iterrows() if pd.notna(row["stderr"])
+        }
     return {
         "dataset": partition_key,
         "summary": {k: v for k, v in factors.summary.items() if k != "note"},
@@ -52,6 +57,7 @@ def build_report(instance: dg.DagsterInstance, defs: dg.Definitions, partition_k
             for row in factors.factors.itertuples()
         ],
         "metrics": metrics,
+        "stderr": stderr,
         "headline": headline(metrics, task_type(made)),
         "provenance": made,
     }

@@ -86,7 +86,12 @@ def recommendation_metrics(
     best_n = max(candidates, key=lambda n: (scores[n], -n))
     test_keys = [[movie_key(m) for m in movies] for movies in test_movies]
     rankings = knn_rankings(cosine_neighbours(test_x, train_x, best_n), train_keys, best_n, depth)
-    metrics = [Metric(method, "tuned_neighbours", "valid", float(best_n), len(valid_keys))]
+    metrics = [
+        Metric(method, "tuned_neighbours", "valid", float(best_n), len(valid_keys)),
+        # The score that chose N: optimistic, and the same for every method, so configurations are compared here.
+        Metric(method, f"hit@{tune_k}", "valid", float(scores[best_n]), len(valid_keys),
+               binomial_se(float(scores[best_n]), len(valid_keys))),
+    ]  # fmt: skip
     for k in ks:
         hit = float(hits_at(rankings, test_keys, k).mean())
         metrics.append(Metric(method, f"hit@{k}", split, hit, len(test_keys), binomial_se(hit, len(test_keys))))
@@ -161,10 +166,12 @@ def held_out_probe_metrics(
     label_name: str,
     seed: int = 0,
     n_bootstrap: int = 200,
+    metric_prefix: str = "",
 ) -> list[Metric]:
     """The headline: probes fitted on the training documents, scored on test documents no fit has seen.
 
-    The standard error is a bootstrap over the test documents (balanced accuracy has no closed form).
+    The standard error is a bootstrap over the test documents (balanced accuracy has no closed form). With
+    `metric_prefix="valid_"` the same probes score the validation documents instead.
     """
     metrics = []
     for probe_name in PROBES:
@@ -172,7 +179,8 @@ def held_out_probe_metrics(
         predicted = model.predict(test_x)
         value = float(balanced_accuracy_score(test_labels, predicted))
         se = bootstrap_se(test_labels, predicted, n_bootstrap, seed)
-        metrics.append(Metric(method, f"{probe_name}_balanced_accuracy", label_name, value, len(test_labels), se, seed))
+        metric = f"{metric_prefix}{probe_name}_balanced_accuracy"
+        metrics.append(Metric(method, metric, label_name, value, len(test_labels), se, seed))
     return metrics
 
 

@@ -66,11 +66,12 @@ def representations(inputs: TaskInputs, train: np.ndarray, for_similarity: bool,
     """Instruct-LF's factors and property scores beside the baselines, fitted on the same training rows.
 
     For similarity search, dense spaces are standardised and row-normalised so cosine compares like with like;
-    probes get the raw features (trees do not care about scale, the logistic probe standardises itself).
+    probes get the raw features (trees do not care about scale, the logistic probe standardises itself). LDA,
+    the interpretable peer, gets as many topics as there are factors, so the two compare at one dimensionality.
     """
     texts = inputs.documents["text"].tolist()
     factors = inputs.factors.document_scores.drop(columns="doc_id").to_numpy(dtype=np.float32)
-    lda = lda_features(texts, train, seed=seed)
+    lda = lda_features(texts, train, n_topics=factors.shape[1], seed=seed)
     if not for_similarity:
         return {
             "factors": factors,
@@ -128,6 +129,14 @@ def evaluate_classification(inputs: TaskInputs, task: TaskSpec, seed: int = 0) -
         metrics.append(Metric("data", "classes", label, float(len(np.unique(labels[keep]))), int(keep.sum())))
         fit_rows = np.flatnonzero(keep & (split != "test"))
         test_rows = np.flatnonzero(keep & (split == "test"))
+        train_rows, valid_rows = np.flatnonzero(keep & (split == "train")), np.flatnonzero(keep & (split == "valid"))
+        if len(valid_rows) and len(train_rows):
+            # Validation: probes fitted on train, scored on valid; where configurations are chosen.
+            for method, x in features.items():
+                metrics += held_out_probe_metrics(
+                    method, x[train_rows], labels[train_rows], x[valid_rows], labels[valid_rows], label, seed,
+                    metric_prefix="valid_",
+                )  # fmt: skip
         if len(test_rows):
             metrics += held_out_majority_metrics(labels[fit_rows], labels[test_rows], label, seed)
             for method, x in features.items():
@@ -149,6 +158,11 @@ def evaluate_next_action(inputs: TaskInputs, target: str, seed: int = 0) -> list
     eval_splits = sorted(set(documents.loc[~train, "eval_split"]) - {""})
     metrics = []
     features = representations(inputs, train, for_similarity=True, seed=seed)
+    fit, valid = (documents["split"] == "train").to_numpy(), (documents["split"] == "valid").to_numpy()
+    if valid.any() and fit.any():
+        # Validation: training states only, the valid ones scored against the rest; where configurations are chosen.
+        for method, x in features.items():
+            metrics.append(next_action_metrics(method, x[fit], actions[fit], x[valid], actions[valid], "valid"))
     for eval_split in eval_splits:
         rows = (documents["eval_split"] == eval_split).to_numpy() & ~train
         metrics.append(majority_action_metric(actions[train], actions[rows], eval_split))

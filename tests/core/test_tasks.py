@@ -90,3 +90,41 @@ def test_next_action_is_reported_per_evaluation_split():
     for split in ("valid_seen", "valid_unseen"):
         assert {f"{m}/accuracy/{split}" for m in METHODS | {"majority"}} <= set(metrics)
     assert metrics["factors/accuracy/valid_seen"] == 1.0
+
+
+def test_lda_compares_with_the_factors_at_their_dimensionality():
+    from instructlf_assets.core.tasks import representations
+
+    cluster = np.arange(120) % 5
+    documents = pd.DataFrame({"doc_id": [f"d{i}" for i in range(120)], "text": texts(cluster), "split": "train"})
+    inputs = inputs_for(documents, cluster)
+    for for_similarity in (True, False):
+        features = representations(inputs, np.ones(120, dtype=bool), for_similarity=for_similarity)
+        assert features["lda"].shape == features["factors"].shape == (120, 5)
+
+
+def test_every_task_reports_a_validation_score_that_never_reads_the_evaluation_rows():
+    cluster = np.arange(200) % 4
+    split = np.where(np.arange(200) % 5 == 0, "test", np.where(np.arange(200) % 5 == 1, "valid", "train"))
+    documents = pd.DataFrame({"doc_id": [f"d{i}" for i in range(200)], "text": texts(cluster), "split": split})
+    documents["movies"] = [[f"Movie {c}"] for c in cluster]
+    documents["topic"] = [f"T{c}" for c in cluster]
+    documents["eval_split"] = np.where(split == "test", "valid_seen", "")
+    documents["action"] = [f"do thing {c}" for c in cluster]
+    # Scrambling the evaluation rows' labels must leave every validation score as it is.
+    scrambled = documents.copy()
+    test = split == "test"
+    scrambled.loc[test, "movies"] = pd.Series([["Nothing"]] * int(test.sum()), index=scrambled.index[test])
+    scrambled.loc[test, "topic"] = "T0"
+    scrambled.loc[test, "action"] = "do nothing"
+    task = TaskSpec(type="classification", targets=("topic",))
+    for evaluate in (
+        lambda d: evaluate_recommendation(inputs_for(d, cluster), "movies", TaskSpec()),
+        lambda d: evaluate_classification(inputs_for(d, cluster), task),
+        lambda d: evaluate_next_action(inputs_for(d, cluster), "action"),
+    ):
+        valid = {m.key: m for m in evaluate(documents) if m.split == "valid" or m.metric.startswith("valid_")}
+        again = {m.key: m for m in evaluate(scrambled) if m.split == "valid" or m.metric.startswith("valid_")}
+        assert {f"{method}" for method in METHODS} <= {key.split("/")[0] for key in valid}
+        assert {k: m.value for k, m in valid.items()} == {k: m.value for k, m in again.items()}
+        assert all(m.n == int((split == "valid").sum()) for m in valid.values() if m.metric != "tuned_neighbours")
