@@ -37,7 +37,9 @@ class EvaluationConfig(dg.Config):
 
 @stage_asset(
     deps=[task_spec, base_encoder],
-    code_version="3",  # 2: held-out Bills probes, checks before storing, content version, warnings; 3: split check
+    # 2: held-out Bills probes, checks before storing, content version, warnings; 3: split check;
+    # 4: validation scores for every task, LDA with as many topics as factors
+    code_version="4",
     kinds={"scikitlearn"},
     check_specs=[
         spec(ASSET, "splits_fit_the_task", "the splits the task tunes and evaluates on are not empty"),

@@ -105,6 +105,11 @@ def latent_factors(
         metadata={
             "n_factors": int(model.summary["n_factors"]),
             "n_factors_rule": str(model.summary.get("n_factors_rule", "requested")),
+            **{
+                key: model.summary[key]
+                for key in ("parallel_analysis_ceiling", "parallel_analysis_capped")
+                if key in model.summary
+            },
             "total_correlation": float(model.summary["tc"]),
             "converged": bool(model.summary["converged"]),
             "n_iter": int(model.summary["n_iter"]),

@@ -36,7 +36,7 @@ class ProposalConfig(dg.Config):
 
 @stage_asset(
     deps=[goal_spec, base_encoder],
-    code_version="2",  # 2: checks before storing; content data version
+    code_version="3",  # 2: checks before storing; content data version; 3: candidates: one vocabulary, no intensifiers
     kinds={"pandas"},
     pool="llm",
     check_specs=[

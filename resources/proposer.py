@@ -354,9 +354,9 @@ def _propose_chunk(
 def _propose_candidates(
     documents: pd.DataFrame, spec: DatasetSpec, embed: Embedder
 ) -> tuple[list[list[ScoredPhrase]], dict[str, int]]:
-    """The `candidates` strategy: a vocabulary from the training documents of this run (of this chunk, when the
-    step runs in chunks), then every document's candidates. A run without training documents (a chunk of valid
-    ones only) builds it from the documents it has; never from test documents, which are not proposed for."""
+    """The `candidates` strategy: one vocabulary from the training documents of this run (the whole step: it is
+    never chunked), then every document's candidates. A run without training documents builds it from the
+    documents it has; never from test documents, which are not proposed for."""
     from instructlf_assets.core.candidate_vocabulary import (
         CandidateOptions,
         build_candidate_vocabulary,

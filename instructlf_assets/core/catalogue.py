@@ -11,7 +11,16 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import CatalogueError
 
@@ -86,6 +95,12 @@ class PaperCorpus(_Strict):
     @classmethod
     def _directory_inside(cls, value: str | None) -> str | None:
         return None if value is None else _relative_inside(value)
+
+    @model_validator(mode="after")
+    def _turns_are_dialogue_only(self) -> PaperCorpus:
+        if self.turns != "all" and self.reader != "inspired":
+            raise ValueError(f"turns: {self.turns!r} applies to the inspired reader's dialogues, not {self.reader!r}")
+        return self
 
 
 def _relative_inside(value: str) -> str:

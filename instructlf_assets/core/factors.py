@@ -74,6 +74,7 @@ def fit_factors(
     }
     if count is not None:
         summary["parallel_analysis_ceiling"] = count.ceiling
+        summary["parallel_analysis_capped"] = count.capped
     return FactorModel(
         model.weights_,
         model.mean_,

@@ -117,11 +117,13 @@ def evaluate_classification(inputs: TaskInputs, task: TaskSpec, seed: int = 0) -
 
     Headline (`METHOD/tree_balanced_accuracy/LABEL`): probes fitted on the train and valid documents, scored on
     the test documents, which no representation, vocabulary or probe has seen. With `task.cross_validate`, also
-    the paper's transductive k-fold over every kept document (`METHOD/cv_tree_balanced_accuracy/LABEL`).
+    the paper's transductive k-fold over every kept document (`METHOD/cv_tree_balanced_accuracy/LABEL`). Last,
+    validation (`METHOD/valid_tree_balanced_accuracy/LABEL`): probes fitted on train, scored on valid, with rare
+    classes counted without the test documents, so no test label has a say in it.
     """
     split = inputs.documents["split"].to_numpy()
     features = representations(inputs, split == "train", for_similarity=False, seed=seed)
-    metrics = []
+    metrics, validation = [], []
     for label in task.targets or ((task.target,) if task.target else ()):
         labels = inputs.documents[label].astype(str).to_numpy()
         keep, dropped = frequent_classes(labels, task.min_class_size)
@@ -129,14 +131,6 @@ def evaluate_classification(inputs: TaskInputs, task: TaskSpec, seed: int = 0) -
         metrics.append(Metric("data", "classes", label, float(len(np.unique(labels[keep]))), int(keep.sum())))
         fit_rows = np.flatnonzero(keep & (split != "test"))
         test_rows = np.flatnonzero(keep & (split == "test"))
-        train_rows, valid_rows = np.flatnonzero(keep & (split == "train")), np.flatnonzero(keep & (split == "valid"))
-        if len(valid_rows) and len(train_rows):
-            # Validation: probes fitted on train, scored on valid; where configurations are chosen.
-            for method, x in features.items():
-                metrics += held_out_probe_metrics(
-                    method, x[train_rows], labels[train_rows], x[valid_rows], labels[valid_rows], label, seed,
-                    metric_prefix="valid_",
-                )  # fmt: skip
         if len(test_rows):
             metrics += held_out_majority_metrics(labels[fit_rows], labels[test_rows], label, seed)
             for method, x in features.items():
@@ -147,6 +141,26 @@ def evaluate_classification(inputs: TaskInputs, task: TaskSpec, seed: int = 0) -
             metrics += majority_probe_metrics(labels[keep], label, task.folds, seed)
             for method, x in features.items():
                 metrics += probe_metrics(method, x[np.flatnonzero(keep)], labels[keep], label, task.folds, seed)
+        validation += _validation_probes(features, labels, split, label, task.min_class_size, seed)
+    return metrics + validation
+
+
+def _validation_probes(
+    features: dict[str, object], labels: np.ndarray, split: np.ndarray, label: str, min_class_size: int, seed: int
+) -> list[Metric]:
+    """Probes fitted on train, scored on valid: where configurations are chosen (`valid_*` metrics)."""
+    seen = split != "test"
+    keep = np.zeros(len(labels), dtype=bool)
+    keep[seen] = frequent_classes(labels[seen], min_class_size)[0]
+    train_rows, valid_rows = np.flatnonzero(keep & (split == "train")), np.flatnonzero(keep & (split == "valid"))
+    if not len(train_rows) or not len(valid_rows):
+        return []
+    metrics = []
+    for method, x in features.items():
+        metrics += held_out_probe_metrics(
+            method, x[train_rows], labels[train_rows], x[valid_rows], labels[valid_rows], label, seed,
+            metric_prefix="valid_",
+        )  # fmt: skip
     return metrics
 
 

@@ -29,7 +29,15 @@ def test_parallel_analysis_finds_no_structure_in_independent_scores():
 
 def test_parallel_analysis_is_capped_and_uses_top_eigenvalues_for_wide_data():
     count = parallel_analysis(planted_scores(12, per_factor=200, rows=300), ceiling=5)
-    assert count.n_factors == 5 and count.ceiling == 5 and len(count.eigenvalues) == 6
+    assert count.n_factors == 5 and count.ceiling == 5 and len(count.eigenvalues) == 6 and count.capped
+    assert not parallel_analysis(planted_scores(3)).capped
+
+
+def test_scores_with_nan_are_refused_by_name():
+    scores = planted_scores(3)
+    scores[5, 2] = np.nan
+    with pytest.raises(FactorModelError, match="NaN"):
+        parallel_analysis(scores)
 
 
 def test_unset_n_factors_follows_the_data_and_the_model_says_so():

@@ -141,3 +141,8 @@ def test_inspired_seeker_turns_keep_what_the_user_said_in_train_and_test(tmp_pat
     assert corpus_fingerprint(spec("inspired", corpus={"turns": "seeker"}), tmp_path) != corpus_fingerprint(
         spec("inspired"), tmp_path
     )
+
+
+def test_seeker_turns_are_refused_for_readers_without_dialogues():
+    with pytest.raises(ValueError, match="turns: 'seeker' applies to the inspired reader"):
+        spec("bills", corpus={"turns": "seeker"})

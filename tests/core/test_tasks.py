@@ -128,3 +128,21 @@ def test_every_task_reports_a_validation_score_that_never_reads_the_evaluation_r
         assert {f"{method}" for method in METHODS} <= {key.split("/")[0] for key in valid}
         assert {k: m.value for k, m in valid.items()} == {k: m.value for k, m in again.items()}
         assert all(m.n == int((split == "valid").sum()) for m in valid.values() if m.metric != "tuned_neighbours")
+
+
+def test_validation_keeps_or_drops_a_class_without_counting_test_labels():
+    cluster = np.arange(200) % 4
+    split = np.where(np.arange(200) % 5 == 0, "test", np.where(np.arange(200) % 5 == 1, "valid", "train"))
+    documents = pd.DataFrame({"doc_id": [f"d{i}" for i in range(200)], "text": texts(cluster), "split": split})
+    documents["topic"] = [f"T{c}" for c in cluster]
+    edge = np.flatnonzero(split != "test")[:4]  # four seen bills: below min_class_size 5 without the test one
+    documents.loc[edge, "topic"] = "Edge"
+    task = TaskSpec(type="classification", targets=("topic",))
+
+    def validation(test_topic: str) -> dict[str, float]:
+        variant = documents.copy()
+        variant.loc[np.flatnonzero(split == "test")[0], "topic"] = test_topic
+        measured = evaluate_classification(inputs_for(variant, cluster), task)
+        return {m.key: (m.value, m.n) for m in measured if m.metric.startswith("valid_")}
+
+    assert validation("Edge") == validation("T0")
