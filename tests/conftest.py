@@ -43,10 +43,12 @@ TINY_ENTRY = """
 goal: What aspects of a movie make a viewer recommend it to a friend?
 corpus: {path: tiny/reviews.csv, id_field: doc_id, text_field: text, label_fields: [recommended]}
 split: {valid_fraction: 0.15, test_fraction: 0.25}
-prompt: {properties_per_document: 4}
+prompt: {properties_per_document: 4, offline_strategy: clauses}
 task: {type: planted_factors, target: recommended}
 n_factors: 4
 """
+# `tiny` keeps the per-document clause proposer, whose proposal step runs in chunks (Dask tests); the demo entry,
+# a copy of datasets/demo.yaml, runs the default `candidates` strategy through the same graph.
 
 
 def _write_test_catalogue() -> None:

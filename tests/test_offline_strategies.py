@@ -30,10 +30,10 @@ def demo_documents(n: int = 80) -> pd.DataFrame:
     return documents.assign(split=["valid" if i % 5 == 0 else "train" for i in range(n)])
 
 
-def test_clauses_stay_the_default_offline_strategy():
-    assert get_dataset("tiny").prompt.offline_strategy == "clauses"
-    run = ProposerResource(cache_dir="unused").propose(demo_documents(20), get_dataset("tiny"), HashedEncoder())
-    assert run.stats["offline_strategy"] == "clauses"
+def test_candidates_are_the_default_offline_strategy_and_clauses_stay_an_option():
+    assert get_dataset("demo").prompt.offline_strategy == "candidates"
+    run = ProposerResource(cache_dir="unused").propose(demo_documents(20), with_strategy("clauses"), HashedEncoder())
+    assert run.stats["offline_strategy"] == "clauses" and len(run.table) > 0
 
 
 def test_candidates_strategy_proposes_recurring_phrases_each_document_states():

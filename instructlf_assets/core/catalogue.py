@@ -178,9 +178,9 @@ class PromptSpec(_Strict):
     properties_per_document: int = Field(5, ge=1, le=30)
     two_step: bool = Field(False, description="The paper's protocol: an analysis call, then a call for the list.")
     offline_strategy: Literal["clauses", "candidates"] = Field(
-        "clauses",
-        description="Offline proposer: each document's own clauses (top properties_per_document), or `candidates`: "
-        "phrases recurring across training documents, each document proposing those it states.",
+        "candidates",
+        description="Offline proposer: `candidates`, phrases recurring across training documents, each document "
+        "proposing those it states; or `clauses`, each document's own clauses (top properties_per_document).",
     )
     candidates: CandidateSpec = CandidateSpec()
 
