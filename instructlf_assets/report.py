@@ -35,10 +35,11 @@ def build_report(instance: dg.DagsterInstance, defs: dg.Definitions, partition_k
     metrics: dict[str, float] = {}
     stderr: dict[str, float] = {}
     if metrics_table is not None:
-        metrics = {metric_key(row): _number(row["value"]) for _, row in metrics_table.iterrows()}
-        stderr = {
-            metric_key(row): float(row["stderr"]) for _, row in metrics_table.iterrows() if pd.notna(row["stderr"])
-        }
+        for _, row in metrics_table.iterrows():
+            key = metric_key(row)
+            metrics[key] = _number(row["value"])
+            if pd.notna(row["stderr"]):
+                stderr[key] = float(row["stderr"])
     return {
         "dataset": partition_key,
         "summary": {k: v for k, v in factors.summary.items() if k != "note"},

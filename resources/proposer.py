@@ -174,9 +174,9 @@ class ProposerResource(dg.ConfigurableResource):
         so it runs in one pass (string matching and one encoding of each document; no call to spread).
         """
         chunks = split_rows(documents, chunk_size)
-        if self.backend == "offline" and spec.prompt.offline_strategy == "candidates" and len(chunks) > 1:
+        if len(chunks) > 1 and self.backend == "offline" and spec.prompt.offline_strategy == "candidates":
             log("offline candidates: one vocabulary from all training documents, proposed in one pass, not chunks")
-            return self.propose(documents, spec, encoder, log=log)
+            chunks = [documents]
         if len(chunks) == 1:
             return self.propose(documents, spec, encoder, log=log)
         budgets = self._chunk_budgets(chunks, spec)
@@ -363,14 +363,7 @@ def _propose_candidates(
         propose_candidates,
     )
 
-    knobs = spec.prompt.candidates
-    options = CandidateOptions(
-        min_df=knobs.min_df,
-        max_df_share=knobs.max_df_share,
-        vocabulary_size=knobs.vocabulary_size,
-        goal_weight=knobs.goal_weight,
-        per_document=knobs.per_document,
-    )
+    options = CandidateOptions(**spec.prompt.candidates.model_dump())
     texts = documents["text"].tolist()
     vectors = embed(texts)
     train = (documents["split"] == "train").to_numpy() if "split" in documents.columns else None

@@ -12,6 +12,20 @@ from resources.storage import read_artifact
 from tests.core.test_factor_identity import ASPECTS, aspect_of, write_planted_upstream
 
 
+def materialize_latent_factors(instance, resources: dict, run_config) -> dict:
+    """Materialize only `tiny`'s latent_factors (its upstream already in storage); the materialization's metadata."""
+    result = dg.materialize(
+        [*SOURCES, *PIPELINE],
+        selection=["latent_factors"],
+        partition_key="tiny",
+        instance=instance,
+        resources=resources,
+        run_config=run_config,
+    )
+    [event] = result.get_asset_materialization_events()
+    return event.materialization.metadata
+
+
 @pytest.fixture
 def refits(tmp_path):
     """Materialize only latent_factors of `tiny` on planted upstream artifacts written straight into storage."""
@@ -25,16 +39,8 @@ def refits(tmp_path):
     def refit(aspects: list[str], seed: int, data_seed: int = 0):
         write_planted_upstream(storage, aspects, data_seed)
         config = {"latent_factors": {"config": {"n_factors": len(aspects), "seed": seed}}}
-        result = dg.materialize(
-            [*SOURCES, *PIPELINE],
-            selection=["latent_factors"],
-            partition_key="tiny",
-            instance=instance,
-            resources=resources,
-            run_config=dg.RunConfig(config),
-        )
-        [event] = result.get_asset_materialization_events()
-        return read_artifact(storage / "latent_factors" / "tiny"), event.materialization.metadata
+        metadata = materialize_latent_factors(instance, resources, dg.RunConfig(config))
+        return read_artifact(storage / "latent_factors" / "tiny"), metadata
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(PARTITIONS_NAME, ["tiny"])

@@ -6,7 +6,6 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from instructlf_assets.assets import PIPELINE, SOURCES
 from instructlf_assets.core.factor_naming import (
     BY_TOP_PROPERTIES,
     EXCERPT_CHARS,
@@ -21,6 +20,7 @@ from resources import EncoderResource, InstructLFIOManager, ProposerResource
 from resources.storage import read_artifact
 from tests.chat_server import KEY, MODEL, FakeChatServer, serve
 from tests.core.test_factor_identity import ASPECTS, write_planted_upstream
+from tests.test_factor_identity import materialize_latent_factors
 
 GOAL = "What aspects of a movie make a viewer recommend it to a friend?"
 REPLIES = {
@@ -176,16 +176,7 @@ def test_the_latent_factors_asset_names_its_factors_once_and_a_refit_reads_the_n
         }
         metadata = []
         for _ in range(2):
-            result = dg.materialize(
-                [*SOURCES, *PIPELINE],
-                selection=["latent_factors"],
-                partition_key="tiny",
-                instance=instance,
-                resources=resources,
-                run_config=config,
-            )
-            [event] = result.get_asset_materialization_events()
-            metadata.append(event.materialization.metadata)
+            metadata.append(materialize_latent_factors(instance, resources, config))
         assert sum(server.named.values()) == 4
     assert [m["naming_calls_made"].value for m in metadata] == [4, 0]
     assert [m["naming_cached_answers"].value for m in metadata] == [0, 4]

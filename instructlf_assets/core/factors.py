@@ -54,9 +54,10 @@ def fit_factors(
     options: FactorOptions,
 ) -> FactorModel:
     """Fit CorEx on the training rows, assign each property to one factor, name factors, score all documents."""
-    n_factors, note, count = choose_n_factors(options.n_factors, np.asarray(train_scores), options.seed)
+    train = np.asarray(train_scores, dtype=np.float32)
+    n_factors, note, count = choose_n_factors(options.n_factors, train, options.seed)
     model = LinearCorex(n_factors, max_iter=options.max_iter, random_state=options.seed, device=options.device)
-    model.fit(np.asarray(train_scores, dtype=np.float32))
+    model.fit(train)
     doc_scores = model.transform(np.asarray(all_scores, dtype=np.float32))
     assignments = _assignments(model, properties)
     factors = _factors(model, assignments, options)
