@@ -14,10 +14,11 @@ from instructlf_assets.assets import PIPELINE, PIPELINE_JOB, SOURCES, observe_jo
 from instructlf_assets.automation import JOBS, SCHEDULES, SENSORS
 from instructlf_assets.scoring_assets import scored_documents
 from resources import EncoderResource, InstructLFIOManager, ProposerResource, default_storage_root
-from resources.storage import join_location
+from resources.storage import join_location, local_scratch
 
 PROPOSERS = ("offline", "openai", "local")
 EXECUTOR_ENV = "INSTRUCTLF_EXECUTOR"
+EMBEDDING_CACHE_ENV = "INSTRUCTLF_EMBEDDING_CACHE"
 EXECUTORS = ("multiprocess", "in_process", "dask", "k8s", "celery")
 # Passed by name to step pods, so a pod sees the storage, catalogue and LLM settings of the run that launched it.
 # The API key is not among them: on Kubernetes it comes from a Secret (INSTRUCTLF_K8S_ENV_SECRETS).
@@ -27,6 +28,7 @@ FORWARDED_TO_STEPS = (
     "INSTRUCTLF_DATA_DIR",
     "INSTRUCTLF_PROPOSER",
     "INSTRUCTLF_LLM_MODEL",
+    "INSTRUCTLF_EMBEDDING_CACHE",
     "OPENAI_BASE_URL",
     "AWS_ENDPOINT_URL",
     "AWS_DEFAULT_REGION",
@@ -132,9 +134,18 @@ def resources_from_environment() -> dict[str, object]:
     """Artifacts and the LLM cache under one storage root (INSTRUCTLF_STORAGE: a path or an fsspec URL)."""
     return {
         "io_manager": InstructLFIOManager(base_dir=default_storage_root()),
-        "encoder": EncoderResource(),
+        "encoder": EncoderResource(embedding_cache=embedding_cache_location()),
         "proposer": proposer_from_environment(),
     }
+
+
+def embedding_cache_location() -> str | None:
+    """$INSTRUCTLF_EMBEDDING_CACHE (a local directory, or `off`), else `embedding_cache/` beside the artifacts (a
+    local directory standing in for it when they live on an object store: the cache is per machine)."""
+    explicit = os.environ.get(EMBEDDING_CACHE_ENV)
+    if explicit:
+        return None if explicit.lower() == "off" else explicit
+    return str(local_scratch(default_storage_root(), "embedding_cache"))
 
 
 defs = dg.Definitions(

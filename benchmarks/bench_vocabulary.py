@@ -37,6 +37,7 @@ from instructlf_assets.core.dedup import DedupOptions, build_vocabulary
 from instructlf_assets.core.embedding import base_model_path, encode, load_encoder
 from instructlf_assets.core.factors import FactorOptions, fit_factors
 from instructlf_assets.core.offline_proposer import ExtractiveOptions, ScoredPhrase, propose_extractive
+from instructlf_assets.core.representations import fit_baselines
 from instructlf_assets.core.scoring import score_matrix
 from instructlf_assets.core.tasks import TaskInputs, evaluate_classification
 
@@ -149,7 +150,8 @@ def main() -> None:
             fit_started = time.perf_counter()
             options = FactorOptions(n_factors=n_factors, seed=args.seed, device="cpu")
             model = fit_factors(scores[train], scores, documents["doc_id"].to_numpy(), properties, options)
-            metrics = evaluate_classification(TaskInputs(documents, model, scores, doc_vectors), task, args.seed)
+            baselines = fit_baselines(texts, train, doc_vectors, int(model.summary["n_factors"]), args.seed)
+            metrics = evaluate_classification(TaskInputs(documents, model, scores, baselines), task, args.seed)
             baselines = {b: headline(metrics, b) for b in BASELINES}
             best = max(baselines, key=lambda b: baselines[b]["value"])
             rows.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from .baselines import BaselineConfig, baseline_representations
 from .documents import raw_documents
 from .encoder import EncoderTrainingConfig, compatibility_encoder
 from .evaluation import EvaluationConfig, downstream_evaluation
@@ -21,6 +22,7 @@ PIPELINE = [
     compatibility_encoder,
     property_scores,
     latent_factors,
+    baseline_representations,
     downstream_evaluation,
 ]
 # Each stage's run config (the Launchpad's `ops: {NAME: {config: ...}}`); raw_documents takes none.
@@ -30,6 +32,7 @@ STAGE_CONFIGS: dict[str, type[dg.Config]] = {
     "compatibility_encoder": EncoderTrainingConfig,
     "property_scores": ScoreConfig,
     "latent_factors": FactorConfig,
+    "baseline_representations": BaselineConfig,
     "downstream_evaluation": EvaluationConfig,
 }
 PIPELINE_JOB = "instructlf_pipeline"

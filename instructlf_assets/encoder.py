@@ -3,7 +3,7 @@
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 import pandas as pd
@@ -16,9 +16,22 @@ from .checks import expect, spec
 from .core.artifacts import EncoderArtifact
 from .core.content_version import directory_version
 from .core.dedup import Vocabulary, map_proposals
-from .core.encoder_training import TrainingOptions, fine_tune, recall_at_k, save_model, training_pairs
+from .core.embedding import Embedder
+from .core.encoder_training import (
+    TrainingOptions,
+    fine_tune,
+    projection_head,
+    recall_at_k,
+    save_model,
+    through_head,
+    training_pairs,
+)
+from .partitions import dataset_for
 from .publishing import publish
 from .sources import base_encoder, stage_asset
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 ASSET = "compatibility_encoder"
 
@@ -33,10 +46,11 @@ class EncoderTrainingConfig(dg.Config):
     over factors (AMI 0.14-0.30), so it stays an option, not the default.
     """
 
-    strategy: Literal["full", "projection_head"] = Field(
-        "full",
+    strategy: Literal["catalogue", "full", "projection_head"] = Field(
+        "catalogue",
         description="full: fine-tune the transformer; projection_head: freeze it and learn a linear head on its "
-        "embeddings (seconds instead of minutes on CPU).",
+        "embeddings (seconds instead of minutes on CPU, and no second encoder pass when scoring); catalogue: the "
+        "dataset entry's `encoder.strategy`.",
     )
     epochs: int = Field(1, ge=1, description="Passes over the (sampled) training pairs.")
     batch_size: int = Field(32, ge=2, description="Pairs per step; the other pairs in a batch are the negatives.")
@@ -66,7 +80,9 @@ def mapped_proposals(property_proposals: pd.DataFrame, vocabulary: pd.DataFrame)
 
 @stage_asset(
     deps=[base_encoder],
-    code_version="3",  # 2: freeze_layers defaults to 3; 3: checks before storing, content data version
+    # 2: freeze_layers defaults to 3; 3: checks before storing, content data version; 4: strategy and
+    # max_seq_length from the catalogue entry, base embeddings through the cache
+    code_version="4",
     kinds={"pytorch"},
     pool="gpu",
     check_specs=[
@@ -87,8 +103,9 @@ def compatibility_encoder(
     encoder: EncoderResource,
 ) -> Iterator[object]:
     """The fine-tuned dual encoder Φ (sentence-transformers directory) and its training report."""
+    dataset = dataset_for(context)
     options = TrainingOptions(
-        strategy=config.strategy,
+        strategy=dataset.encoder.strategy if config.strategy == "catalogue" else config.strategy,
         head_epochs=config.head_epochs,
         head_learning_rate=config.head_learning_rate,
         epochs=config.epochs,
@@ -104,11 +121,16 @@ def compatibility_encoder(
     pairs = training_pairs(raw_documents, proposals, property_vocabulary)
     held_out = raw_documents[raw_documents["split"] == "valid"]
     held_out_proposals = proposals[proposals["doc_id"].isin(held_out["doc_id"])]
-    base_recall = recall_at_k(encoder.load_base(), held_out, held_out_proposals, property_vocabulary, config.recall_k)
+    base = encoder.base_embedder(dataset.encoder.max_seq_length)
+    base_recall = recall_at_k(base, held_out, held_out_proposals, property_vocabulary, config.recall_k)
     model = encoder.load_fresh()
-    context.log.info(f"fine-tuning on {min(len(pairs), options.max_train_pairs)} of {len(pairs)} pairs")
-    report = fine_tune(model, pairs, options)
-    tuned_recall = recall_at_k(model, held_out, held_out_proposals, property_vocabulary, config.recall_k)
+    if dataset.encoder.max_seq_length:
+        model.max_seq_length = dataset.encoder.max_seq_length  # what it reads when scoring, and once saved
+    n_pairs = min(len(pairs), options.max_train_pairs)
+    context.log.info(f"fine-tuning ({options.strategy}) on {n_pairs} of {len(pairs)} pairs")
+    report = fine_tune(model, pairs, options, embed=base)
+    tuned = tuned_embedder(model, options.strategy, base, encoder.embedder(model))
+    tuned_recall = recall_at_k(tuned, held_out, held_out_proposals, property_vocabulary, config.recall_k)
     summary = {
         **report.__dict__,
         "base_recall_at_k": base_recall,
@@ -135,6 +157,14 @@ def compatibility_encoder(
                 "device": encoder.resolved_device(),
             },
         )
+
+
+def tuned_embedder(model: "SentenceTransformer", strategy: str, base: Embedder, own: Embedder) -> Embedder:
+    """The compatibility model's embeddings: a projection head runs over the (cached) base embeddings, so only a
+    fully fine-tuned transformer costs another pass over the texts."""
+    if strategy == "projection_head":
+        return through_head(base, *projection_head(model))
+    return own
 
 
 def encoder_checks(base_recall: float, tuned_recall: float, k: int) -> list[dg.AssetCheckResult]:

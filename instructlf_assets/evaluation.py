@@ -11,10 +11,8 @@ import pandas as pd
 from dagster import AssetExecutionContext
 from pydantic import Field
 
-from resources import EncoderResource
-
 from .checks import expect, spec
-from .core.artifacts import FactorModel, ScoreMatrix
+from .core.artifacts import BaselineFeatures, FactorModel, ScoreMatrix
 from .core.catalogue import TaskSpec
 from .core.content_version import table_version
 from .core.evaluation import Metric, metrics_table
@@ -22,7 +20,7 @@ from .core.settings import stage_settings
 from .metadata import markdown_table, png_markdown
 from .partitions import dataset_for
 from .publishing import gate, publish
-from .sources import base_encoder, stage_asset, task_spec
+from .sources import stage_asset, task_spec
 
 if TYPE_CHECKING:
     from .core.tasks import TaskInputs
@@ -36,10 +34,10 @@ class EvaluationConfig(dg.Config):
 
 
 @stage_asset(
-    deps=[task_spec, base_encoder],
+    deps=[task_spec],
     # 2: held-out Bills probes, checks before storing, content version, warnings; 3: split check;
-    # 4: validation scores for every task, LDA with as many topics as factors
-    code_version="4",
+    # 4: validation scores for every task, LDA with as many topics as factors; 5: baselines read from their asset
+    code_version="5",
     kinds={"scikitlearn"},
     check_specs=[
         spec(ASSET, "splits_fit_the_task", "the splits the task tunes and evaluates on are not empty"),
@@ -57,7 +55,7 @@ def downstream_evaluation(
     raw_documents: pd.DataFrame,
     property_scores: ScoreMatrix,
     latent_factors: FactorModel,
-    encoder: EncoderResource,
+    baseline_representations: BaselineFeatures,
 ) -> Iterator[object]:
     """Metrics table (method, metric, split, value, n, stderr, seed) for the dataset's downstream task."""
     from .core.tasks import TaskInputs  # the protocols import scikit-learn: seconds the code location need not pay
@@ -66,12 +64,10 @@ def downstream_evaluation(
     usable = split_check(dataset.name, dataset.task, raw_documents)
     if not usable.passed:
         yield from gate(context, [usable])
-    base = encoder.load_base()
+    if list(baseline_representations.doc_ids) != raw_documents["doc_id"].tolist():
+        raise dg.Failure("baseline_representations rows do not match raw_documents: materialize both together")
     inputs = TaskInputs(
-        raw_documents,
-        latent_factors,
-        np.asarray(property_scores.values),
-        encoder.embedder(base)(raw_documents["text"].tolist()),
+        raw_documents, latent_factors, np.asarray(property_scores.values), baseline_representations.features
     )
     # Warnings raised while fitting probes and baselines (convergence, ill-defined metrics) qualify the numbers
     # they come with, so they are kept beside them instead of scrolling past on a terminal.

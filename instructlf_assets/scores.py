@@ -15,8 +15,11 @@ from resources import EncoderResource
 
 from .checks import expect, spec
 from .core.artifacts import EncoderArtifact, ScoreMatrix
-from .core.content_version import array_version, combine
+from .core.content_version import array_version, combine, directory_version
+from .core.embedding import Embedder
 from .core.scoring import score_matrix, score_matrix_to_npy
+from .encoder import tuned_embedder
+from .partitions import dataset_for
 from .publishing import publish
 from .sources import stage_asset
 
@@ -34,7 +37,7 @@ class ScoreConfig(dg.Config):
 
 
 @stage_asset(
-    code_version="2",  # 2: checks before storing; content data version
+    code_version="3",  # 2: checks before storing; content data version; 3: cached / projection-head embeddings
     kinds={"pytorch", "numpy"},
     pool="gpu",
     check_specs=[spec(ASSET, "scores_are_valid", "finite, in [-1, 1], shape matches documents x properties")],
@@ -49,15 +52,15 @@ def property_scores(
 ) -> Iterator[object]:
     """Documents x properties matrix of Φ(document)ᵀΦ(property), float32, stored as .npy."""
     started = time.perf_counter()
-    model = encoder.load_fresh(str(compatibility_encoder.model_dir))
+    embed = compatibility_embedder(compatibility_encoder, encoder, dataset_for(context).encoder.max_seq_length)
     documents, properties = raw_documents["text"].tolist(), property_vocabulary["text"].tolist()
     streamed = len(documents) * len(properties) * 4 / 2**20 > config.stream_above_mb
     with tempfile.TemporaryDirectory(prefix="instructlf-scores-") as scratch:
         source = Path(scratch) / "scores.npy" if streamed else None
         if source is not None:
-            values = score_matrix_to_npy(encoder.embedder(model), documents, properties, source, config.chunk_size)
+            values = score_matrix_to_npy(embed, documents, properties, source, config.chunk_size)
         else:
-            values = score_matrix(encoder.embedder(model), documents, properties, chunk_size=config.chunk_size)
+            values = score_matrix(embed, documents, properties, chunk_size=config.chunk_size)
         rows = row_statistics(values)
         doc_ids, property_ids = raw_documents["doc_id"].to_numpy(), property_vocabulary["property_id"].to_numpy()
         yield from publish(  # stored (copied out of the scratch file) before the generator resumes
@@ -77,6 +80,17 @@ def property_scores(
                 "built": "streamed to disk" if streamed else "in memory",
             },
         )
+
+
+def compatibility_embedder(artifact: EncoderArtifact, encoder: EncoderResource, max_seq_length: int | None) -> Embedder:
+    """Φ for scoring, cached by the stored model's content: a re-run after a vocabulary change re-encodes no
+    document, and a projection head reuses the base embeddings the proposer already computed."""
+    model = encoder.load_fresh(str(artifact.model_dir))
+    if max_seq_length:
+        model.max_seq_length = max_seq_length
+    strategy = str(dict(artifact.report.get("options") or {}).get("strategy", "full"))
+    own = encoder.embedder(model, f"tuned:{directory_version(artifact.model_dir)}:seq{model.max_seq_length}")
+    return tuned_embedder(model, strategy, encoder.base_embedder(max_seq_length), own)
 
 
 def score_checks(rows: pd.DataFrame, n_documents: int, n_properties: int) -> list[dg.AssetCheckResult]:

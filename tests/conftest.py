@@ -29,6 +29,7 @@ STAGES = [
     "compatibility_encoder",
     "property_scores",
     "latent_factors",
+    "baseline_representations",
     "downstream_evaluation",
 ]
 

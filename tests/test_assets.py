@@ -94,13 +94,13 @@ def test_code_version_bump_marks_that_stage_and_its_descendants_only(materialize
     ]
     changed = dg.Definitions(assets=[*SOURCES, *bumped], resources=resources)
     stale = [key.to_user_string() for key in stale_or_missing(instance, changed.resolve_asset_graph(), "tiny")]
-    assert stale == ["property_scores", "latent_factors", "downstream_evaluation"]
+    assert stale == ["property_scores", "latent_factors", "baseline_representations", "downstream_evaluation"]
 
 
 class DegenerateEncoder(EncoderResource):
     """An encoder whose weights went NaN (a diverged fine-tune): every embedding is NaN."""
 
-    def embedder(self, model):
+    def embedder(self, model, cache_key=None):
         return lambda texts: np.full((len(texts), 384), np.nan, dtype=np.float32)
 
 

@@ -33,11 +33,11 @@ def test_lineage_follows_the_design():
     parents = {name: {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys} for name in STAGES}
     assert parents["raw_documents"] == {"corpus_file"}
     assert parents["property_proposals"] == {"goal_spec", "base_encoder", "raw_documents"}
-    for reader in ("property_vocabulary", "compatibility_encoder", "downstream_evaluation"):
+    for reader in ("property_vocabulary", "compatibility_encoder", "baseline_representations"):
         assert "base_encoder" in parents[reader], reader
     assert "compatibility_encoder" in parents["property_scores"]
     assert parents["latent_factors"] >= {"factor_spec", "property_scores"}
-    assert parents["downstream_evaluation"] >= {"latent_factors", "task_spec"}
+    assert parents["downstream_evaluation"] >= {"latent_factors", "task_spec", "baseline_representations"}
 
 
 def test_every_catalogue_field_is_read_by_a_declared_stage_or_explained():

@@ -177,10 +177,7 @@ def test_llm_cache_follows_the_storage_root_one_object_per_reply(s3_endpoint, mo
 class HashedEncoder(EncoderResource):
     """The offline proposer's encoder replaced by the tests' bag-of-words embedder: exact, and fast."""
 
-    def load_base(self):
-        return None
-
-    def embedder(self, model):
+    def base_embedder(self, max_seq_length=None):
         return hashed_embedder()
 
 

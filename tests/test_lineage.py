@@ -73,7 +73,7 @@ def test_goal_change_recomputes_proposals_and_below_but_not_documents(small_demo
 
 def test_n_factors_change_recomputes_factors_and_evaluation_only(small_demo):
     rerun, report = rerun_after(small_demo, ("n_factors: 6", "n_factors: 5"))
-    assert rerun == ["latent_factors", "downstream_evaluation"]
+    assert rerun == ["latent_factors", "baseline_representations", "downstream_evaluation"]
     assert len(report["factors"]) == 5
     assert report["provenance"]["stages"]["latent_factors"]["settings"] == {"n_factors": 5}
 
@@ -94,7 +94,7 @@ def test_asset_config_on_the_command_line_reruns_that_stage_and_below_and_is_nev
     config = tmp_path / "run.yaml"
     config.write_text("ops: {latent_factors: {config: {max_iter: 400}}}\n")
     rerun, report = rerun_after(small_demo, args=("--config", str(config)))
-    assert rerun == ["latent_factors", "downstream_evaluation"]
+    assert rerun == ["latent_factors", "baseline_representations", "downstream_evaluation"]
     assert report["provenance"]["stages"]["latent_factors"]["config"]["max_iter"] == 400
     catalogue, home = small_demo
     again = run_cli(["run", "demo", "--config", str(config)], home, catalogue)

@@ -12,10 +12,7 @@ from .conftest import hashed_embedder
 class HashedEncoder(EncoderResource):
     """The base encoder replaced by the tests' bag-of-words embedder: exact, and fast."""
 
-    def load_base(self):
-        return None
-
-    def embedder(self, model):
+    def base_embedder(self, max_seq_length=None):
         return hashed_embedder()
 
 

@@ -151,7 +151,8 @@ def test_server_death_and_kill_9_mid_run_lose_nothing_and_repeat_no_answered_cal
         assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-3000:]
         answered_by_second = Counter(document for document, _ in second.answered.elements())
 
-    assert "materializing compatibility_encoder, property_scores, latent_factors, downstream_evaluation" in final.stdout
+    stages = "compatibility_encoder, property_scores, latent_factors, baseline_representations, downstream_evaluation"
+    assert f"materializing {stages}" in final.stdout
     assert "marked run" in final.stdout and "its process died" in final.stdout
     pd.testing.assert_frame_equal(read_artifact(stored(home, "property_proposals", "rel")), proposals)
     pd.testing.assert_frame_equal(read_artifact(stored(home, "property_vocabulary", "rel")), vocabulary)

@@ -106,8 +106,55 @@ class FactorModel:
         )
 
 
+@dataclass
+class BaselineFeatures:
+    """The baselines' document representations (name -> dense array or sparse CSR), one row per document.
+
+    Stored as .npy / .npz, never pickled, so loading one runs no code.
+    """
+
+    features: dict[str, object]
+    doc_ids: np.ndarray
+    info: dict[str, object] = field(default_factory=dict)
+
+    def save(self, directory: Path) -> None:
+        from scipy import sparse
+
+        kinds = {}
+        for name, x in self.features.items():
+            if sparse.issparse(x):
+                sparse.save_npz(directory / f"{name}.npz", sparse.csr_matrix(x))
+                kinds[name] = "sparse"
+            else:
+                np.save(directory / f"{name}.npy", np.asarray(x), allow_pickle=False)
+                kinds[name] = "dense"
+        pd.DataFrame({"doc_id": self.doc_ids}).to_parquet(directory / "rows.parquet")
+        (directory / "baselines.json").write_text(json.dumps({"kinds": kinds, "info": self.info}, default=str))
+
+    @classmethod
+    def load(cls, directory: Path) -> BaselineFeatures:
+        from scipy import sparse
+
+        manifest = json.loads((directory / "baselines.json").read_text())
+        features: dict[str, object] = {}
+        for name, kind in manifest["kinds"].items():
+            if kind not in ("dense", "sparse") or not str(name).isidentifier():
+                raise ValueError(f"{directory}/baselines.json: unexpected baseline entry {name!r}: {kind!r}")
+            features[name] = (
+                sparse.load_npz(directory / f"{name}.npz").tocsr()
+                if kind == "sparse"
+                else np.load(directory / f"{name}.npy", allow_pickle=False)
+            )
+        return cls(features, pd.read_parquet(directory / "rows.parquet")["doc_id"].to_numpy(), manifest["info"])
+
+
 # The only classes a stored manifest may name. `table` (a DataFrame as Parquet) is the IO manager's own kind.
-ARTIFACT_KINDS: dict[str, type] = {"encoder": EncoderArtifact, "score_matrix": ScoreMatrix, "factor_model": FactorModel}
+ARTIFACT_KINDS: dict[str, type] = {
+    "encoder": EncoderArtifact,
+    "score_matrix": ScoreMatrix,
+    "factor_model": FactorModel,
+    "baseline_features": BaselineFeatures,
+}
 
 # Manifests written before the registry recorded `module:Class`; the project's own classes map onto their kinds.
 LEGACY_KINDS: dict[str, str] = {f"{cls.__module__}:{cls.__qualname__}": name for name, cls in ARTIFACT_KINDS.items()}

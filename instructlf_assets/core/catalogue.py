@@ -185,6 +185,24 @@ class PromptSpec(_Strict):
     candidates: CandidateSpec = CandidateSpec()
 
 
+class EncoderSpec(_Strict):
+    """How texts are embedded and how the compatibility model is built; the encoder asset's run config overrides
+    `strategy` for one run.
+
+    Every stage embeds with the base model (proposals, dedup, held-out recall, the embeddings baseline), so
+    `max_seq_length` is read by all of them. `projection_head` keeps the transformer frozen and learns a linear
+    head: document scores then come from the base embeddings the proposer already computed, which saves a whole
+    encoder pass over the corpus (the one choice that lets ALFWorld's 60k states run in an hour on a CPU).
+    """
+
+    strategy: Literal["full", "projection_head"] = Field(
+        "full", description="full: fine-tune the upper transformer layers; projection_head: a head on frozen ones."
+    )
+    max_seq_length: int | None = Field(
+        None, ge=16, le=512, description="Word pieces of each text the encoder reads; the model's own if unset."
+    )
+
+
 _GENERATED, _PAPER, _FILE = "generated", "paper", "file"
 
 
@@ -215,6 +233,7 @@ class DatasetSpec(_Strict):
     )
     limits: CorpusLimits = CorpusLimits()
     prompt: PromptSpec = PromptSpec()
+    encoder: EncoderSpec = EncoderSpec()
     task: TaskSpec = TaskSpec()
     n_factors: int | None = Field(
         None,

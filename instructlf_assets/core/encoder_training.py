@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .embedding import encode
+from .embedding import Embedder, encode
+from .representations import unit_rows
 
 if TYPE_CHECKING:
     import torch
@@ -71,12 +72,17 @@ def training_pairs(documents: pd.DataFrame, proposals: pd.DataFrame, vocabulary:
     return pd.DataFrame({"anchor": pairs["text"].to_numpy(), "positive": pairs["property_id"].map(texts).to_numpy()})
 
 
-def fine_tune(model: SentenceTransformer, pairs: pd.DataFrame, options: TrainingOptions) -> TrainingReport:
-    """Train `model` in place on (anchor, positive) pairs; a sample of `max_train_pairs` bounds the time."""
+def fine_tune(
+    model: SentenceTransformer, pairs: pd.DataFrame, options: TrainingOptions, embed: Embedder | None = None
+) -> TrainingReport:
+    """Train `model` in place on (anchor, positive) pairs; a sample of `max_train_pairs` bounds the time.
+
+    `embed`: the base model's (cached) embeddings, which the projection head trains on instead of encoding again.
+    """
     if options.strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {options.strategy!r}")
     if options.strategy == "projection_head":
-        return train_projection_head(model, pairs, options)
+        return train_projection_head(model, pairs, options, embed)
     return _fine_tune_transformer(model, pairs, options)
 
 
@@ -141,7 +147,9 @@ def _fine_tune_transformer(model: SentenceTransformer, pairs: pd.DataFrame, opti
     )
 
 
-def train_projection_head(model: SentenceTransformer, pairs: pd.DataFrame, options: TrainingOptions) -> TrainingReport:
+def train_projection_head(
+    model: SentenceTransformer, pairs: pd.DataFrame, options: TrainingOptions, embed: Embedder | None = None
+) -> TrainingReport:
     """Learn P (initialised to the identity) with in-batch negatives on frozen embeddings; append it to `model`.
 
     Starting from the identity means zero epochs is the base model, and a few epochs move it only as far as
@@ -154,7 +162,7 @@ def train_projection_head(model: SentenceTransformer, pairs: pd.DataFrame, optio
     pairs = _sample_pairs(pairs, options).reset_index(drop=True)
     started = time.perf_counter()
     texts = pd.unique(pd.concat([pairs["anchor"], pairs["positive"]], ignore_index=True))
-    vectors = torch.from_numpy(encode(model, list(texts), batch_size=64))
+    vectors = torch.from_numpy(embed(list(texts)) if embed else encode(model, list(texts), batch_size=64))
     row = {text: i for i, text in enumerate(texts)}
     anchors = vectors[[row[t] for t in pairs["anchor"]]]
     positives = vectors[[row[t] for t in pairs["positive"]]]
@@ -218,20 +226,15 @@ def _freeze(model: SentenceTransformer, embeddings: bool, lower_layers: int) -> 
 
 
 def recall_at_k(
-    model: SentenceTransformer,
-    documents: pd.DataFrame,
-    proposals: pd.DataFrame,
-    vocabulary: pd.DataFrame,
-    k: int = 5,
-    batch_size: int = 64,
+    embed: Embedder, documents: pd.DataFrame, proposals: pd.DataFrame, vocabulary: pd.DataFrame, k: int = 5
 ) -> float:
     """Mean share of a held-out document's own (mapped) properties among its top-k scored vocabulary entries."""
     truth = proposals.dropna(subset=["property_id"]).groupby("doc_id")["property_id"].agg(set)
     held_out = documents[documents["doc_id"].isin(truth.index)]
     if held_out.empty or vocabulary.empty:
         return float("nan")
-    doc_vectors = encode(model, held_out["text"].tolist(), batch_size)
-    prop_vectors = encode(model, vocabulary["text"].tolist(), batch_size)
+    doc_vectors = embed(held_out["text"].tolist())
+    prop_vectors = embed(vocabulary["text"].tolist())
     scores = doc_vectors @ prop_vectors.T
     k = min(k, scores.shape[1])
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
@@ -241,6 +244,26 @@ def recall_at_k(
         for doc_id, row in zip(held_out["doc_id"], top, strict=True)
     ]
     return float(np.mean(recalls))
+
+
+def projection_head(model: SentenceTransformer) -> tuple[np.ndarray, np.ndarray]:
+    """The (weight, bias) of the head `train_projection_head` appended (the modules before it are the base's)."""
+    from sentence_transformers.sentence_transformer.modules import Dense
+
+    dense = model[len(model) - 2]
+    if not isinstance(dense, Dense):
+        raise ValueError(f"expected a Dense projection head before the final Normalize, found {type(dense).__name__}")
+    return dense.linear.weight.detach().cpu().numpy(), dense.linear.bias.detach().cpu().numpy()
+
+
+def through_head(base: Embedder, weight: np.ndarray, bias: np.ndarray) -> Embedder:
+    """Φ(t) = normalise(P · base(t)): the head's scores from base embeddings that are already computed (or cached),
+    identical to running the saved model, without a second pass of the transformer over the corpus."""
+
+    def embed(texts):
+        return unit_rows(base(texts) @ weight.T + bias)
+
+    return embed
 
 
 def save_model(model: SentenceTransformer, directory: Path) -> None:

@@ -42,3 +42,61 @@ def lda_features(texts: Sequence[str], train: np.ndarray, n_topics: int = 20, se
     lda = LatentDirichletAllocation(n_components=n_topics, learning_method="online", max_iter=10, random_state=seed)
     lda.fit(matrix[np.flatnonzero(train)])
     return lda.transform(matrix).astype(np.float32)
+
+
+def bertopic_installed() -> bool:
+    """BERTopic is the `peers` extra: the paper's topic-model peer, added as a baseline when it is there."""
+    import importlib.util
+
+    return importlib.util.find_spec("bertopic") is not None
+
+
+MIN_BERTOPIC_DOCUMENTS = 50  # UMAP's 15 neighbours and HDBSCAN's clusters of 10 need a few times that
+
+
+def bertopic_features(
+    texts: Sequence[str], train: np.ndarray, embeddings: np.ndarray, seed: int = 0
+) -> np.ndarray | None:
+    """Each document's BERTopic topic distribution, the model fitted on the training texts.
+
+    BERTopic's defaults (UMAP to 5 dimensions, HDBSCAN, c-TF-IDF) with a fixed UMAP seed, and the embeddings the
+    other stages already computed with the same encoder, so it costs no encoder pass of its own. The distribution
+    (`approximate_distribution`) is BERTopic's soft document-topic matrix; documents HDBSCAN calls outliers still
+    get one. None when there are too few training documents, or HDBSCAN finds no topic: no row, not a fake one.
+    """
+    from bertopic import BERTopic
+    from umap import UMAP
+
+    texts = list(texts)
+    rows = np.flatnonzero(train)
+    if len(rows) < MIN_BERTOPIC_DOCUMENTS:
+        return None
+    umap = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed)
+    model = BERTopic(umap_model=umap, embedding_model=None, calculate_probabilities=False, verbose=False)
+    model.fit([texts[i] for i in rows], embeddings=np.asarray(embeddings)[rows])
+    if not set(model.topics_) - {-1}:
+        return None
+    distribution, _ = model.approximate_distribution(texts, batch_size=2000)
+    return np.asarray(distribution, dtype=np.float32)
+
+
+def fit_baselines(
+    texts: Sequence[str],
+    train: np.ndarray,
+    embeddings: np.ndarray,
+    n_topics: int,
+    seed: int = 0,
+    bertopic: bool = False,
+) -> dict[str, object]:
+    """Every baseline representation of the corpus, fitted once on its training rows (the protocols only read them).
+
+    `embeddings` are the base encoder's (the `embeddings` baseline itself); LDA gets `n_topics`, the factors' count.
+    """
+    features: dict[str, object] = {
+        "embeddings": np.asarray(embeddings, dtype=np.float32),
+        "tfidf": tfidf_features(texts, train),
+        "lda": lda_features(texts, train, n_topics=n_topics, seed=seed),
+    }
+    if bertopic and (topics := bertopic_features(texts, train, embeddings, seed)) is not None:
+        features["bertopic"] = topics
+    return features

@@ -20,7 +20,8 @@ from .catalogue import DatasetSpec
 # stage -> the top-level catalogue fields it is the first to read (sub-fields are covered by their parent).
 STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "raw_documents": ("corpus", "split", "max_text_chars", "text_keep", "limits"),
-    "property_proposals": ("goal", "prompt"),
+    # `encoder` is read first by the proposer, which embeds every document with the base model.
+    "property_proposals": ("goal", "prompt", "encoder"),
     "latent_factors": ("n_factors",),
     "downstream_evaluation": ("task",),
 }

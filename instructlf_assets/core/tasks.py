@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,7 @@ from .protocols import (
     recommendation_metrics,
     recommendation_upper_bound,
 )
-from .representations import lda_features, standardised, tfidf_features, unit_rows
+from .representations import standardised, unit_rows
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class TaskInputs:
     documents: pd.DataFrame
     factors: FactorModel
     property_scores: np.ndarray
-    base_embeddings: np.ndarray
+    baselines: Mapping[str, object]  # name -> features, fitted on the training rows (representations.fit_baselines)
 
 
 def evaluate_planted_factors(inputs: TaskInputs, target: str, seed: int = 0) -> list[Metric]:
@@ -54,7 +55,7 @@ def evaluate_planted_factors(inputs: TaskInputs, target: str, seed: int = 0) -> 
     features = {
         "factors": inputs.factors.document_scores.drop(columns="doc_id").to_numpy(),
         "property_scores": np.asarray(inputs.property_scores),
-        "embeddings": inputs.base_embeddings,
+        "embeddings": inputs.baselines["embeddings"],
     }
     for method, x in features.items():
         metrics.extend(binary_probe(method, x[train], y[train], x[test], y[test], "test", seed))
@@ -62,30 +63,21 @@ def evaluate_planted_factors(inputs: TaskInputs, target: str, seed: int = 0) -> 
     return metrics
 
 
-def representations(inputs: TaskInputs, train: np.ndarray, for_similarity: bool, seed: int = 0) -> dict[str, object]:
-    """Instruct-LF's factors and property scores beside the baselines, fitted on the same training rows.
+def representations(inputs: TaskInputs, train: np.ndarray, for_similarity: bool) -> dict[str, object]:
+    """Instruct-LF's factors and property scores beside the baselines, all fitted on the same training rows.
 
-    For similarity search, dense spaces are standardised and row-normalised so cosine compares like with like;
-    probes get the raw features (trees do not care about scale, the logistic probe standardises itself). LDA,
-    the interpretable peer, gets as many topics as there are factors, so the two compare at one dimensionality.
+    For similarity search, dense spaces are standardised and row-normalised so cosine compares like with like
+    (TF-IDF rows are L2-normalised already); probes get the raw features (trees do not care about scale, the
+    logistic probe standardises itself). LDA, the interpretable peer, has as many topics as there are factors.
     """
-    texts = inputs.documents["text"].tolist()
     factors = inputs.factors.document_scores.drop(columns="doc_id").to_numpy(dtype=np.float32)
-    lda = lda_features(texts, train, n_topics=factors.shape[1], seed=seed)
+    scores = np.asarray(inputs.property_scores, dtype=np.float32)
     if not for_similarity:
-        return {
-            "factors": factors,
-            "property_scores": np.asarray(inputs.property_scores, dtype=np.float32),
-            "embeddings": inputs.base_embeddings,
-            "tfidf": tfidf_features(texts, train),
-            "lda": lda,
-        }
+        return {"factors": factors, "property_scores": scores, **inputs.baselines}
     return {
         "factors": standardised(factors, train),
-        "property_scores": standardised(inputs.property_scores, train),
-        "embeddings": unit_rows(inputs.base_embeddings),
-        "tfidf": tfidf_features(texts, train),
-        "lda": unit_rows(lda),
+        "property_scores": standardised(scores, train),
+        **{name: x if name == "tfidf" else unit_rows(x) for name, x in inputs.baselines.items()},
     }
 
 
@@ -97,7 +89,7 @@ def evaluate_recommendation(inputs: TaskInputs, target: str, task: TaskSpec, see
     pick = {name: [list(movies[i]) for i in index] for name, index in rows.items()}
     metrics = [recommendation_upper_bound(pick["train"], pick["test"])]
     metrics += popularity_metrics(pick["train"], pick["test"], task.ks)
-    for method, x in representations(inputs, split == "train", for_similarity=True, seed=seed).items():
+    for method, x in representations(inputs, split == "train", for_similarity=True).items():
         metrics += recommendation_metrics(
             method,
             x[rows["train"]],
@@ -122,7 +114,7 @@ def evaluate_classification(inputs: TaskInputs, task: TaskSpec, seed: int = 0) -
     classes counted without the test documents, so no test label has a say in it.
     """
     split = inputs.documents["split"].to_numpy()
-    features = representations(inputs, split == "train", for_similarity=False, seed=seed)
+    features = representations(inputs, split == "train", for_similarity=False)
     metrics, validation = [], []
     for label in task.targets or ((task.target,) if task.target else ()):
         labels = inputs.documents[label].astype(str).to_numpy()
@@ -171,7 +163,7 @@ def evaluate_next_action(inputs: TaskInputs, target: str, seed: int = 0) -> list
     actions = documents[target].astype(str).to_numpy()
     eval_splits = sorted(set(documents.loc[~train, "eval_split"]) - {""})
     metrics = []
-    features = representations(inputs, train, for_similarity=True, seed=seed)
+    features = representations(inputs, train, for_similarity=True)
     fit, valid = (documents["split"] == "train").to_numpy(), (documents["split"] == "valid").to_numpy()
     if valid.any() and fit.any():
         # Validation: training states only, the valid ones scored against the rest; where configurations are chosen.

@@ -5,6 +5,7 @@ import pandas as pd
 
 from instructlf_assets.core.artifacts import FactorModel
 from instructlf_assets.core.catalogue import TaskSpec
+from instructlf_assets.core.representations import fit_baselines
 from instructlf_assets.core.tasks import (
     TaskInputs,
     evaluate_classification,
@@ -24,7 +25,9 @@ def inputs_for(documents: pd.DataFrame, cluster: np.ndarray, seed: int = 0) -> T
     scores = pd.DataFrame(factors, columns=[f"f{j:02d}" for j in range(factors.shape[1])])
     scores.insert(0, "doc_id", documents["doc_id"].to_numpy())
     model = FactorModel(np.zeros((1, 1)), np.zeros(1), np.ones(1), pd.DataFrame(), pd.DataFrame(), scores)
-    return TaskInputs(documents, model, rng.normal(size=(n, 12)), rng.normal(size=(n, 16)))
+    train = (documents["split"] == "train").to_numpy()
+    baselines = fit_baselines(documents["text"].tolist(), train, rng.normal(size=(n, 16)), scores.shape[1] - 1)
+    return TaskInputs(documents, model, rng.normal(size=(n, 12)), baselines)
 
 
 def texts(cluster: np.ndarray, seed: int = 0) -> list[str]:
