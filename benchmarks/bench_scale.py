@@ -126,7 +126,11 @@ def document_count(home: Path) -> int:
 
 
 def bertopic_child(home: str) -> None:
-    """In a fresh process: BERTopic's fit_transform on the documents the pipeline read at this size."""
+    """In a fresh process: BERTopic's fit_transform on the documents the pipeline read at this size.
+
+    The encoder is the same packaged MiniLM read to the same length as the pipeline's (the catalogue entry's
+    `encoder.max_seq_length`), so the two compare what they do with one encoder pass, not two truncations.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import resource
 
@@ -139,6 +143,9 @@ def bertopic_child(home: str) -> None:
     documents = load_artifacts(DATASET, ("raw_documents",), storage=str(Path(home) / "instructlf"))["raw_documents"]
     texts = documents["text"].tolist()
     model = SentenceTransformer(str(base_model_path()), device="cpu", local_files_only=True)
+    seq = yaml.safe_load((REPO / "datasets" / f"{DATASET}.yaml").read_text()).get("encoder", {}).get("max_seq_length")
+    if seq:
+        model.max_seq_length = seq
     started = time.perf_counter()
     topics, _ = BERTopic(embedding_model=model).fit_transform(texts)
     seconds = time.perf_counter() - started
@@ -153,6 +160,45 @@ def run_bertopic(result: dict, env: dict[str, str]) -> dict:
     if done.returncode != 0:
         return {"ok": False, "error": done.stderr.strip().splitlines()[-5:]}
     return {"ok": True, "size": result["size"], **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+def encoder_sampling(home: str, pair_counts: tuple[int, ...] = (640, 5000)) -> list[dict]:
+    """Held-out recall@5 of the projection head trained on more or fewer sampled pairs, from this size's stored
+    proposals and cached base embeddings: what the fixed sample (`max_train_pairs`) costs in quality."""
+    import time as clock
+
+    from instructlf_assets.api import load_artifacts
+    from instructlf_assets.core.encoder_training import (
+        TrainingOptions,
+        fine_tune,
+        projection_head,
+        recall_at_k,
+        through_head,
+        training_pairs,
+    )
+    from instructlf_assets.encoder import mapped_proposals
+    from resources import EncoderResource
+
+    storage = str(Path(home) / "instructlf")
+    values = load_artifacts(DATASET, ("raw_documents", "property_proposals", "property_vocabulary"), storage=storage)
+    documents, vocabulary = values["raw_documents"], values["property_vocabulary"]
+    proposals = mapped_proposals(values["property_proposals"], vocabulary)
+    pairs = training_pairs(documents, proposals, vocabulary)
+    held_out = documents[documents["split"] == "valid"]
+    held_out_proposals = proposals[proposals["doc_id"].isin(held_out["doc_id"])]
+    seq = yaml.safe_load((REPO / "datasets" / f"{DATASET}.yaml").read_text())["encoder"]["max_seq_length"]
+    encoder = EncoderResource(embedding_cache=str(Path(storage) / "embedding_cache"))
+    base = encoder.base_embedder(seq)
+    rows = [{"pairs": 0, "recall_at_5": recall_at_k(base, held_out, held_out_proposals, vocabulary, 5)}]
+    for count in pair_counts:
+        model = encoder.load_fresh()
+        started = clock.perf_counter()
+        fine_tune(model, pairs, TrainingOptions(strategy="projection_head", max_train_pairs=count), embed=base)
+        seconds = clock.perf_counter() - started
+        tuned = through_head(base, *projection_head(model))
+        recall = recall_at_k(tuned, held_out, held_out_proposals, vocabulary, 5)
+        rows.append({"pairs": min(count, len(pairs)), "train_s": round(seconds, 2), "recall_at_5": recall})
+    return [{**row, "pairs_available": len(pairs)} for row in rows]
 
 
 def scaling_slope(results: list[dict]) -> float | None:
@@ -219,6 +265,8 @@ def main() -> int:
             print(f"BERTopic fit_transform at {size} ...", file=sys.stderr, flush=True)
             bertopic = run_bertopic(results[-1], env)
             print(json.dumps(bertopic), file=sys.stderr, flush=True)
+            results[-1]["encoder_sampling"] = encoder_sampling(results[-1]["home"])
+            print(json.dumps(results[-1]["encoder_sampling"]), file=sys.stderr, flush=True)
     payload = {
         "provenance": {**made, "catalogue_entry": DATASET, "work": str(work), "quick": args.quick},
         **summary(results, bertopic),

@@ -69,10 +69,15 @@ class EncoderResource(dg.ConfigurableResource):
 
     def embedder(self, model: SentenceTransformer, cache_key: str | None = None) -> Embedder:
         """`model`'s embeddings; cached under `cache_key` (which must identify its weights and truncation) if given."""
+        embed = self.model_embedder(model)
+        if cache_key is None or not self.embedding_cache:
+            return embed
+        return EmbeddingCache(self.embedding_cache, cache_key).embedder(embed)
+
+    def model_embedder(self, model: SentenceTransformer) -> Embedder:
+        """The model itself, uncached: every text given to it runs through the transformer."""
 
         def embed(texts: Sequence[str]) -> np.ndarray:
             return encode(model, texts, self.batch_size)
 
-        if cache_key is None or not self.embedding_cache:
-            return embed
-        return EmbeddingCache(self.embedding_cache, cache_key).embedder(embed)
+        return embed
