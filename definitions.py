@@ -144,7 +144,9 @@ def embedding_cache_location() -> str | None:
     local directory standing in for it when they live on an object store: the cache is per machine)."""
     explicit = os.environ.get(EMBEDDING_CACHE_ENV)
     if explicit:
-        return None if explicit.lower() == "off" else explicit
+        if "://" in explicit and not explicit.startswith("file://"):
+            raise ValueError(f"{EMBEDDING_CACHE_ENV} is {explicit!r}: the embedding cache is a local directory")
+        return None if explicit.lower() == "off" else explicit.removeprefix("file://")
     return str(local_scratch(default_storage_root(), "embedding_cache"))
 
 

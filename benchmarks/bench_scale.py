@@ -9,7 +9,7 @@ BERTopic 0.17 (defaults: UMAP + HDBSCAN, the same packaged all-MiniLM-L6-v2) the
 the documents of one size (`--bertopic-size`, default 20000), in a fresh process, back to back with the pipeline.
 
     INSTRUCTLF_DATA_DIR=../shared/data python benchmarks/bench_scale.py --json [benchmarks/results/scale.json]
-    python benchmarks/bench_scale.py --quick      # 300 and 1,000 states, BERTopic at 1,000: under 5 minutes
+    python benchmarks/bench_scale.py --quick      # 300 and 1,000 states, BERTopic at 300: under 5 minutes
 
 `scaling_slope` is the least-squares slope of log(end-to-end seconds) on log(documents): 1.0 is linear.
 """
@@ -113,6 +113,7 @@ def run_size(size: str, base_env: dict[str, str], work: Path) -> dict:
     if report.returncode == 0:
         payload = json.loads(report.stdout)
         result["metrics"] = payload.get("metrics", {})
+        result["stderr"] = payload.get("stderr", {})
         result["summary"] = payload.get("summary", {})
     result["n_documents"] = document_count(home)
     return result
@@ -234,26 +235,57 @@ def summary(results: list[dict], bertopic: dict | None) -> dict:
     }
 
 
+METHODS = ("factors", "property_scores", "embeddings", "tfidf", "lda", "bertopic", "majority")
+
+
+def markdown_tables(payload: dict) -> str:
+    """RESULTS.md's scale tables, printed from a bench_scale JSON file (no number is typed by hand)."""
+    results = [r for r in payload["results"] if r["ok"]]
+    stages = [s for s in results[-1]["stages_s"]] if results else []
+    lines = ["| training states | documents | end to end (s) | s per 1k documents | peak RSS (MB) | "
+             + " | ".join(f"{s} share" for s in stages) + " |",
+             "|---" * (5 + len(stages)) + "|"]  # fmt: skip
+    for r in results:
+        shares = " | ".join(f"{r['stage_share'].get(s, 0):.0%}" for s in stages)
+        per_k = 1000 * r["end_to_end_s"] / r["n_documents"]
+        lines.append(f"| {r['size']} | {r['n_documents']} | {r['end_to_end_s']:.0f} | {per_k:.1f} | "
+                     f"{r['peak_rss_mb']:.0f} | {shares} |")  # fmt: skip
+    lines += ["", "| training states | " + " | ".join(METHODS) + " |", "|---" * (1 + len(METHODS)) + "|"]
+    for r in results:
+        cells = []
+        for method in METHODS:
+            value = r.get("metrics", {}).get(f"{method}/accuracy/valid_seen")
+            se = r.get("stderr", {}).get(f"{method}/accuracy/valid_seen")
+            cells.append("–" if value is None else f"{value:.3f}" + (f" ±{se:.3f}" if se else ""))
+        lines.append(f"| {r['size']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", help=f"training states per size, or `all` (default {FULL_SIZES})")
-    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, BERTopic at the largest")
-    parser.add_argument("--bertopic-size", help="the size BERTopic runs on (default 20000; the largest with --quick)")
+    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, BERTopic at the smallest")
+    parser.add_argument("--bertopic-size", help="the size BERTopic runs on (default 20000; the smallest with --quick)")
     parser.add_argument("--no-bertopic", action="store_true")
     parser.add_argument("--work", help="directory for the instances (default: a new temporary directory)")
     parser.add_argument("--json", nargs="?", const=str(REPO / "benchmarks" / "results" / "scale.json"))
+    parser.add_argument("--table", help="print RESULTS.md's tables from this JSON file and exit")
     parser.add_argument("--bertopic-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.table:
+        print(markdown_tables(json.loads(Path(args.table).read_text())))
+        return 0
     if args.bertopic_child:
         bertopic_child(args.bertopic_child)
         return 0
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
-    bertopic_size = args.bertopic_size or (sizes[-1] if args.quick else "20000")
+    bertopic_size = args.bertopic_size or (sizes[0] if args.quick else "20000")
     work = Path(args.work or tempfile.mkdtemp(prefix="instructlf-scale-")).resolve()
     env = {k: v for k, v in os.environ.items() if k != "INSTRUCTLF_CATALOGUE"}
     env.setdefault("INSTRUCTLF_DATA_DIR", str(REPO.parent / "shared" / "data"))
     env["HF_HUB_OFFLINE"] = "1"
-    env.pop("INSTRUCTLF_EMBEDDING_CACHE", None)
+    for shared in ("INSTRUCTLF_EMBEDDING_CACHE", "INSTRUCTLF_STORAGE"):  # each size: its own storage and cache
+        env.pop(shared, None)
     made = provenance(env)
     results, bertopic = [], None
     for size in sizes:

@@ -11,10 +11,10 @@ from .evaluation import EvaluationConfig, downstream_evaluation
 from .factors import FactorConfig, latent_factors
 from .proposals import ProposalConfig, property_proposals
 from .scores import ScoreConfig, property_scores
-from .sources import base_encoder, corpus_file, factor_spec, goal_spec, task_spec
+from .sources import base_encoder, corpus_file, encoder_spec, factor_spec, goal_spec, peer_libraries, task_spec
 from .vocabulary import VocabularyConfig, property_vocabulary
 
-SOURCES = [corpus_file, goal_spec, base_encoder, factor_spec, task_spec]
+SOURCES = [corpus_file, goal_spec, base_encoder, encoder_spec, factor_spec, peer_libraries, task_spec]
 PIPELINE = [
     raw_documents,
     property_proposals,

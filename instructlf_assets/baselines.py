@@ -21,7 +21,7 @@ from .core.content_version import array_version, combine
 from .core.representations import bertopic_installed, fit_baselines
 from .partitions import dataset_for
 from .publishing import publish
-from .sources import base_encoder, stage_asset
+from .sources import base_encoder, peer_libraries, stage_asset
 
 ASSET = "baseline_representations"
 
@@ -34,7 +34,7 @@ class BaselineConfig(dg.Config):
 
 
 @stage_asset(
-    deps=[base_encoder],
+    deps=[base_encoder, peer_libraries],
     code_version="1",
     kinds={"scikitlearn"},
     check_specs=[

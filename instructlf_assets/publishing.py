@@ -27,12 +27,21 @@ def publish(
 ) -> Iterator[object]:
     """Yield the check results; then the output, unless a blocking (ERROR) check failed."""
     yield from gate(context, checks)
-    provenance: dict[str, object] = {}
+    provenance: dict[str, object] = {"peak_rss_mb": peak_rss_mb()}
     if config is not None:
         provenance["config"] = dg.MetadataValue.json(config.model_dump(mode="json"))
     if settings is not None:
         provenance["settings"] = dg.MetadataValue.json(dict(settings))
     yield dg.Output(value, data_version=dg.DataVersion(version), metadata={**metadata, **provenance})
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (the step's own under the multiprocess executor)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def gate(context: dg.AssetExecutionContext, checks: Sequence[dg.AssetCheckResult]) -> Iterator[object]:

@@ -15,13 +15,14 @@ from resources import EncoderResource
 
 from .checks import expect, spec
 from .core.artifacts import EncoderArtifact, ScoreMatrix
-from .core.content_version import array_version, combine, directory_version
+from .core.content_version import array_version, combine
 from .core.embedding import Embedder
+from .core.encoder_training import has_projection_head
 from .core.scoring import score_matrix, score_matrix_to_npy
 from .encoder import tuned_embedder
 from .partitions import dataset_for
 from .publishing import publish
-from .sources import stage_asset
+from .sources import base_encoder, stage_asset
 
 ASSET = "property_scores"
 
@@ -37,6 +38,7 @@ class ScoreConfig(dg.Config):
 
 
 @stage_asset(
+    deps=[base_encoder],
     code_version="3",  # 2: checks before storing; content data version; 3: cached / projection-head embeddings
     kinds={"pytorch", "numpy"},
     pool="gpu",
@@ -83,14 +85,18 @@ def property_scores(
 
 
 def compatibility_embedder(artifact: EncoderArtifact, encoder: EncoderResource, max_seq_length: int | None) -> Embedder:
-    """Φ for scoring, cached by the stored model's content: a re-run after a vocabulary change re-encodes no
-    document, and a projection head reuses the base embeddings the proposer already computed."""
+    """Φ for scoring. A projection head trained on this base model runs over the base embeddings the proposer
+    already computed (cached), at the truncation the stored model reads; anything else (a fully fine-tuned
+    transformer, a head from another base model) runs the stored model itself, uncached: its vectors are
+    never asked for again, since a new vocabulary retrains the encoder."""
     model = encoder.load_fresh(str(artifact.model_dir))
     if max_seq_length:
         model.max_seq_length = max_seq_length
     strategy = str(dict(artifact.report.get("options") or {}).get("strategy", "full"))
-    own = encoder.embedder(model, f"tuned:{directory_version(artifact.model_dir)}:seq{model.max_seq_length}")
-    return tuned_embedder(model, strategy, encoder.base_embedder(max_seq_length), own)
+    same_base = artifact.report.get("base_encoder") == encoder.identity()
+    if strategy == "projection_head" and same_base and has_projection_head(model):
+        return tuned_embedder(model, strategy, encoder.base_embedder(model.max_seq_length), encoder.embedder(model))
+    return encoder.embedder(model)
 
 
 def score_checks(rows: pd.DataFrame, n_documents: int, n_properties: int) -> list[dg.AssetCheckResult]:

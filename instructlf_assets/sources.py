@@ -5,13 +5,15 @@ as the data version of a source asset (`core/settings.py` declares which stage r
 
 - `corpus_file` -> `raw_documents`: the corpus bytes (or generator parameters) and how they are read.
 - `goal_spec` -> `property_proposals`: goal, prompt, proposer back end and LLM model.
+- `encoder_spec` -> `compatibility_encoder`: the encoder strategy and truncation.
 - `factor_spec` -> `latent_factors`: the number of factors.
 - `task_spec` -> `downstream_evaluation`: the downstream task and its options.
 
 Each of these feeds exactly one stage, so an edit re-runs that stage and what follows, and nothing above it.
-One more, `base_encoder`, is not a catalogue setting but the model every stage that embeds text starts from;
-it feeds each of them (proposals, vocabulary, fine-tuning, evaluation), since with an LLM proposer the proposals,
-and so their data version, do not depend on it.
+One more, `base_encoder`, is the model every stage that embeds text starts from and the truncation it reads at
+(`encoder.max_seq_length`); it feeds each of them (proposals, vocabulary, fine-tuning, scores, baselines), since
+with an LLM proposer the proposals, and so their data version, do not depend on it. `peer_libraries` observes
+whether the optional BERTopic peer is installed, which decides the baselines' rows.
 """
 
 from __future__ import annotations
@@ -91,7 +93,31 @@ def base_encoder(context: OpExecutionContext) -> dg.DataVersionsByPartition:
     """The base sentence encoder that the offline proposer, the dedup, fine-tuning and the embeddings baseline
     start from (a configured directory, or the packaged MiniLM's version), observed as its identity."""
     identity = base_encoder_identity(context.resources.encoder)
-    return _observe(context, lambda spec: fingerprint({"base_encoder": identity}))
+    return _observe(
+        context, lambda spec: fingerprint({"base_encoder": identity, "max_seq_length": spec.encoder.max_seq_length})
+    )
+
+
+@dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP)
+def encoder_spec(context: OpExecutionContext) -> dg.DataVersionsByPartition:
+    """The dataset's encoder settings (strategy, truncation), observed as their hash."""
+    return _observe(context, lambda spec: fingerprint(stage_settings(spec, "compatibility_encoder")))
+
+
+@dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP)
+def peer_libraries(context: OpExecutionContext) -> dg.DataVersionsByPartition:
+    """Which optional peer libraries are installed (BERTopic adds a baseline row), observed as their versions."""
+    versions = fingerprint({"bertopic": installed_version("bertopic")})
+    return _observe(context, lambda spec: versions)
+
+
+def installed_version(distribution: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 @dg.observable_source_asset(partitions_def=dataset_partitions, group_name=GROUP)
@@ -110,6 +136,7 @@ def task_spec(context: OpExecutionContext) -> dg.DataVersionsByPartition:
 SETTINGS_SOURCES = {
     "raw_documents": corpus_file,
     "property_proposals": goal_spec,
+    "compatibility_encoder": encoder_spec,
     "latent_factors": factor_spec,
     "downstream_evaluation": task_spec,
 }

@@ -80,6 +80,7 @@ def test_projection_head_scores_equal_the_saved_model_run_end_to_end(run_twice):
 
     documents, _, storage = run_twice
     encoder = read_artifact(storage / "compatibility_encoder" / "tiny")
+    assert encoder.report["options"]["strategy"] == "projection_head"
     vocabulary = read_artifact(storage / "property_vocabulary" / "tiny")
     scores = np.asarray(read_artifact(storage / "property_scores" / "tiny").values)
     model = EncoderResource().load_fresh(str(encoder.model_dir))

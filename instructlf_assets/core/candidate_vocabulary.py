@@ -135,8 +135,7 @@ def build_candidate_vocabulary(
     train_vectors: np.ndarray | None = None,
 ) -> CandidateVocabulary:
     """Candidates stated by min_df..max_df_share of the training documents, ranked, top `vocabulary_size` kept."""
-    grams = [phrase_ngrams(text, options.max_words) for text in train_texts]
-    phrases, presence = _document_frequency_band(grams, options)
+    phrases, presence = _document_frequency_band(train_texts, options)
     if not phrases:
         empty = np.zeros(0, dtype=np.float32)
         return CandidateVocabulary([], np.zeros((0, 1), dtype=np.float32), empty, empty, empty, 0)
@@ -176,15 +175,19 @@ def propose_candidates(
     return proposals
 
 
-def _document_frequency_band(grams: list[set[str]], options: CandidateOptions) -> tuple[list[str], sparse.csc_array]:
+def _document_frequency_band(texts: Sequence[str], options: CandidateOptions) -> tuple[list[str], sparse.csc_array]:
     """Phrases in the band, minus those a longer phrase covers (a sub-phrase stated almost only inside it adds
     a near-copy of the longer one's document set, and the longer one reads better), and the document x phrase
-    presence matrix."""
+    presence matrix.
+
+    Two passes over the texts, n-grams recomputed in the second, so memory holds the counts and the band, not
+    every document's n-gram set at once (about a hundred strings per ALFWorld state, 60k states).
+    """
     counts: dict[str, int] = {}
-    for doc in grams:
-        for gram in doc:
+    for text in texts:
+        for gram in phrase_ngrams(text, options.max_words):
             counts[gram] = counts.get(gram, 0) + 1
-    ceiling = max(options.min_df, options.max_df_share * len(grams))
+    ceiling = max(options.min_df, options.max_df_share * len(texts))
     band = {gram: n for gram, n in counts.items() if options.min_df <= n <= ceiling}
     covered = {
         sub
@@ -195,12 +198,13 @@ def _document_frequency_band(grams: list[set[str]], options: CandidateOptions) -
     phrases = sorted(gram for gram in band if gram not in covered)
     column = {phrase: j for j, phrase in enumerate(phrases)}
     rows, cols = [], []
-    for i, doc in enumerate(grams):
-        for gram in doc:
+    del counts, band
+    for i, text in enumerate(texts):
+        for gram in phrase_ngrams(text, options.max_words):
             if gram in column:
                 rows.append(i)
                 cols.append(column[gram])
-    presence = sparse.csc_array((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(grams), len(phrases)))
+    presence = sparse.csc_array((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(texts), len(phrases)))
     return phrases, presence
 
 

@@ -13,9 +13,12 @@ a wrong answer. Deleting the directory is always safe.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import uuid
+import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -92,21 +95,36 @@ class EmbeddingCache:
             if path.name in self._seen_files:
                 continue
             self._seen_files.add(path.name)
-            with np.load(path) as stored:
-                hashes, vectors = stored["hashes"], stored["vectors"]
+            try:
+                with np.load(path) as stored:
+                    hashes, vectors = stored["hashes"], stored["vectors"]
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+                continue  # an unreadable part (a disk that filled up): its texts are encoded again, not trusted
+            if len(hashes) != len(vectors):
+                continue
             self._add_part([h.tobytes() for h in hashes], np.asarray(vectors, dtype=np.float32))
 
     def _store(self, digests: list[bytes], vectors: np.ndarray) -> None:
         if len(digests) != len(vectors):
             raise ValueError(f"the encoder returned {len(vectors)} vectors for {len(digests)} texts")
         self._add_part(digests, vectors)
-        self.directory.mkdir(parents=True, exist_ok=True)
         name = f"part-{uuid.uuid4().hex}.npz"
         scratch = self.directory / f".writing-{name}"
-        with open(scratch, "wb") as handle:
-            hashes = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, _DIGEST_BYTES)
-            np.savez(handle, hashes=hashes, vectors=vectors)
-        os.replace(scratch, self.directory / name)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with open(scratch, "wb") as handle:
+                hashes = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, _DIGEST_BYTES)
+                np.savez(handle, hashes=hashes, vectors=vectors)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(scratch, self.directory / name)
+        except OSError as error:
+            # The vectors are computed and returned either way: a cache that cannot be written costs a later
+            # re-encode, never the stage.
+            with contextlib.suppress(OSError):
+                scratch.unlink(missing_ok=True)
+            warnings.warn(f"embedding cache {self.directory}: not stored ({error})", stacklevel=2)
+            return
         self._seen_files.add(name)
 
     def stats(self) -> dict[str, int]:

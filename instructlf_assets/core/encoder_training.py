@@ -52,6 +52,7 @@ class TrainingOptions:
     seed: int = 0
     head_epochs: int = 20
     head_learning_rate: float = 1e-3
+    head_max_train_pairs: int = 5000
 
 
 @dataclass
@@ -86,9 +87,10 @@ def fine_tune(
     return _fine_tune_transformer(model, pairs, options)
 
 
-def _sample_pairs(pairs: pd.DataFrame, options: TrainingOptions) -> pd.DataFrame:
-    if len(pairs) > options.max_train_pairs:
-        return pairs.sample(options.max_train_pairs, random_state=options.seed)
+def _sample_pairs(pairs: pd.DataFrame, options: TrainingOptions, limit: int | None = None) -> pd.DataFrame:
+    limit = options.max_train_pairs if limit is None else limit
+    if len(pairs) > limit:
+        return pairs.sample(limit, random_state=options.seed)
     return pairs
 
 
@@ -159,7 +161,7 @@ def train_projection_head(
     import torch
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize
 
-    pairs = _sample_pairs(pairs, options).reset_index(drop=True)
+    pairs = _sample_pairs(pairs, options, options.head_max_train_pairs).reset_index(drop=True)
     started = time.perf_counter()
     texts = pd.unique(pd.concat([pairs["anchor"], pairs["positive"]], ignore_index=True))
     vectors = torch.from_numpy(embed(list(texts)) if embed else encode(model, list(texts), batch_size=64))
@@ -254,6 +256,20 @@ def projection_head(model: SentenceTransformer) -> tuple[np.ndarray, np.ndarray]
     if not isinstance(dense, Dense):
         raise ValueError(f"expected a Dense projection head before the final Normalize, found {type(dense).__name__}")
     return dense.linear.weight.detach().cpu().numpy(), dense.linear.bias.detach().cpu().numpy()
+
+
+def has_projection_head(model: SentenceTransformer) -> bool:
+    """True when `model` is a normalising base model plus the Dense + Normalize pair `train_projection_head`
+    appends, the shape for which `through_head` over the base embeddings equals running the model."""
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize
+
+    modules = [model[i] for i in range(len(model))]
+    return (
+        len(modules) >= 4
+        and isinstance(modules[-1], Normalize)
+        and isinstance(modules[-2], Dense)
+        and isinstance(modules[-3], Normalize)
+    )
 
 
 def through_head(base: Embedder, weight: np.ndarray, bias: np.ndarray) -> Embedder:

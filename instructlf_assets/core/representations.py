@@ -76,7 +76,8 @@ def bertopic_features(
     model.fit([texts[i] for i in rows], embeddings=np.asarray(embeddings)[rows])
     if not set(model.topics_) - {-1}:
         return None
-    distribution, _ = model.approximate_distribution(texts, batch_size=2000)
+    # A batch's token windows x topics similarity is dense, and the topics grow with the corpus: small batches.
+    distribution, _ = model.approximate_distribution(texts, batch_size=250)
     return np.asarray(distribution, dtype=np.float32)
 
 

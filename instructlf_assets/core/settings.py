@@ -20,8 +20,10 @@ from .catalogue import DatasetSpec
 # stage -> the top-level catalogue fields it is the first to read (sub-fields are covered by their parent).
 STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "raw_documents": ("corpus", "split", "max_text_chars", "text_keep", "limits"),
-    # `encoder` is read first by the proposer, which embeds every document with the base model.
-    "property_proposals": ("goal", "prompt", "encoder"),
+    "property_proposals": ("goal", "prompt"),
+    # `encoder.max_seq_length` changes every embedding, so the `base_encoder` source observes it as well and
+    # feeds it to each stage that embeds text; the block as a whole (the strategy) is the encoder's.
+    "compatibility_encoder": ("encoder",),
     "latent_factors": ("n_factors",),
     "downstream_evaluation": ("task",),
 }

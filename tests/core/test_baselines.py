@@ -1,5 +1,7 @@
 """The baselines' representations: fitted once on the training rows, stored without pickling, BERTopic when present."""
 
+import json
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -34,12 +36,24 @@ def test_stored_baselines_load_back_identical_dense_and_sparse(tmp_path, fake_em
     assert not list(tmp_path.glob("*.pkl"))
 
 
-def test_a_tampered_manifest_naming_another_file_kind_is_refused(tmp_path, fake_embed):
+@pytest.mark.parametrize("entry", [{"../x": "dense"}, {"tfidf": "pickle"}])
+def test_a_tampered_manifest_naming_a_path_or_another_file_kind_is_refused(tmp_path, fake_embed, entry):
     texts, train = demo(60)
     BaselineFeatures(fit_baselines(texts, train, fake_embed(texts), 2), np.arange(60).astype(str)).save(tmp_path)
-    (tmp_path / "baselines.json").write_text('{"kinds": {"../x": "pickle"}, "info": {}}')
+    (tmp_path / "baselines.json").write_text(json.dumps({"kinds": entry, "info": {}}))
     with pytest.raises(ValueError, match="unexpected baseline entry"):
         BaselineFeatures.load(tmp_path)
+
+
+def test_baselines_learn_no_word_that_only_non_training_documents_use(fake_embed):
+    texts, train = demo(100)
+    texts = [t + (" zanzibar" if not keep else "") for t, keep in zip(texts, train, strict=True)]
+    features = fit_baselines(texts, train, fake_embed(texts), n_topics=2)
+    assert features["tfidf"][~train].sum() > 0
+    from instructlf_assets.core.representations import tfidf_features
+
+    with_word = tfidf_features(texts, np.ones(len(texts), dtype=bool))
+    assert with_word.shape[1] > features["tfidf"].shape[1], "the test word would be a column if test rows were fitted"
 
 
 @pytest.mark.slow

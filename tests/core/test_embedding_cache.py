@@ -62,6 +62,25 @@ def test_an_encoder_returning_the_wrong_number_of_rows_is_refused_and_nothing_is
     assert not list(tmp_path.rglob("part-*.npz"))
 
 
+def test_an_unreadable_part_is_skipped_and_its_texts_encoded_again(tmp_path):
+    cache = EmbeddingCache(tmp_path, "m")
+    cache.embedder(CountingEncoder())(["a", "b"])
+    (part,) = list(cache.directory.glob("part-*.npz"))
+    part.write_bytes(b"truncated")
+    late = CountingEncoder()
+    EmbeddingCache(tmp_path, "m").embedder(late)(["a", "b"])
+    assert late.seen == ["a", "b"]
+
+
+def test_a_cache_that_cannot_be_written_still_returns_the_vectors(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    encoder = CountingEncoder()
+    with pytest.warns(UserWarning, match="not stored"):
+        vectors = EmbeddingCache(blocked, "m").embedder(encoder)(["a"])
+    np.testing.assert_array_equal(vectors, encoder(["a"]))
+
+
 def test_no_texts_asks_the_encoder_for_its_empty_shape(tmp_path):
     encoder = CountingEncoder()
     assert EmbeddingCache(tmp_path, "m").embedder(encoder)([]).shape == (0, 3)
