@@ -116,7 +116,23 @@ def run_size(size: str, base_env: dict[str, str], work: Path) -> dict:
         result["stderr"] = payload.get("stderr", {})
         result["summary"] = payload.get("summary", {})
     result["n_documents"] = document_count(home)
+    result["stage_peak_rss_mb"] = stage_peaks(home)
     return result
+
+
+def stage_peaks(home: Path) -> dict[str, float]:
+    """Each stage's own process peak RSS, as its latest materialization recorded it (`peak_rss_mb`)."""
+    os.environ["DAGSTER_HOME"] = str(home)
+    import dagster as dg
+
+    peaks = {}
+    with dg.DagsterInstance.get() as instance:
+        for key in instance.get_asset_keys():
+            event = instance.get_latest_materialization_event(key)
+            value = event.asset_materialization.metadata.get("peak_rss_mb") if event else None
+            if value is not None:
+                peaks[key.to_user_string()] = float(value.value)
+    return peaks
 
 
 def document_count(home: Path) -> int:
@@ -258,6 +274,13 @@ def markdown_tables(payload: dict) -> str:
             se = r.get("stderr", {}).get(f"{method}/accuracy/valid_seen")
             cells.append("–" if value is None else f"{value:.3f}" + (f" ±{se:.3f}" if se else ""))
         lines.append(f"| {r['size']} | " + " | ".join(cells) + " |")
+    peaks = [r for r in results if r.get("stage_peak_rss_mb")]
+    if peaks:
+        lines += ["", "| training states | " + " | ".join(f"{s} peak MB" for s in stages) + " |",
+                  "|---" * (1 + len(stages)) + "|"]  # fmt: skip
+        for r in peaks:
+            cells = [f"{r['stage_peak_rss_mb'].get(s, float('nan')):.0f}" for s in stages]
+            lines.append(f"| {r['size']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -66,7 +66,7 @@ class EncoderTrainingConfig(dg.Config):
         ge=2,
         description="projection_head: sample at most this many pairs. It trains on cached embeddings, so pairs "
         "cost milliseconds: at 20k ALFWorld states 5,000 pairs took 5 s and raised held-out recall@5 to 0.58, "
-        "against 0.45 with 640 and 0.24 for the base model (benchmarks/results/scale.json, encoder_sampling).",
+        "against 0.45 with 640 and 0.24 for the base model (benchmarks/results/scale_d11bc9d.json).",
     )
     recall_k: int = Field(5, ge=1, description="k of the held-out recall@k reported against the base model.")
     seed: int = Field(0, description="Sampling and training seed.")

