@@ -210,7 +210,8 @@ def encoder_sampling(home: str, pair_counts: tuple[int, ...] = (640, 5000)) -> l
     for count in pair_counts:
         model = encoder.load_fresh()
         started = clock.perf_counter()
-        fine_tune(model, pairs, TrainingOptions(strategy="projection_head", max_train_pairs=count), embed=base)
+        options = TrainingOptions(strategy="projection_head", head_max_train_pairs=count)
+        fine_tune(model, pairs, options, embed=base)
         seconds = clock.perf_counter() - started
         tuned = through_head(base, *projection_head(model))
         recall = recall_at_k(tuned, held_out, held_out_proposals, vocabulary, 5)

@@ -20,11 +20,30 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms == 0, 1, norms)
 
 
+_ROW_BLOCK = 8192
+
+
 def standardised(x: np.ndarray, train: np.ndarray) -> np.ndarray:
-    """Columns z-scored with training statistics, rows normalised: every factor or property weighs the same."""
-    x = np.asarray(x, dtype=np.float32)
-    mean, std = x[train].mean(axis=0), x[train].std(axis=0)
-    return unit_rows((x - mean) / np.where(std == 0, 1, std))
+    """Columns z-scored with training statistics, rows normalised: every factor or property weighs the same.
+
+    Block by block, so the memory is the result's (plus one block), not four temporary copies of the matrix:
+    60k ALFWorld states x 1,000 properties is 250 MB a copy.
+    """
+    rows = np.flatnonzero(train)
+    total = np.zeros(x.shape[1], dtype=np.float64)
+    squares = np.zeros(x.shape[1], dtype=np.float64)
+    for start in range(0, len(rows), _ROW_BLOCK):
+        block = np.asarray(x[rows[start : start + _ROW_BLOCK]], dtype=np.float64)
+        total += block.sum(axis=0)
+        squares += (block**2).sum(axis=0)
+    mean = total / max(len(rows), 1)
+    std = np.sqrt(np.maximum(squares / max(len(rows), 1) - mean**2, 0.0))
+    scale = np.where(std < 1e-12, 1.0, std).astype(np.float32)
+    mean = mean.astype(np.float32)
+    out = np.empty(x.shape, dtype=np.float32)
+    for start in range(0, x.shape[0], _ROW_BLOCK):
+        out[start : start + _ROW_BLOCK] = unit_rows((np.asarray(x[start : start + _ROW_BLOCK]) - mean) / scale)
+    return out
 
 
 def tfidf_features(texts: Sequence[str], train: np.ndarray, max_features: int = 20_000):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +63,16 @@ def evaluate_planted_factors(inputs: TaskInputs, target: str, seed: int = 0) -> 
     return metrics
 
 
+def similarity_spaces(inputs: TaskInputs, train: np.ndarray) -> Iterator[tuple[str, object]]:
+    """`representations(..., for_similarity=True)` one method at a time: a kNN protocol holds one space, not all
+    of them, which at 60k ALFWorld states is the difference of gigabytes."""
+    factors = inputs.factors.document_scores.drop(columns="doc_id").to_numpy(dtype=np.float32)
+    yield "factors", standardised(factors, train)
+    yield "property_scores", standardised(inputs.property_scores, train)
+    for name, x in inputs.baselines.items():
+        yield name, x if name == "tfidf" else unit_rows(x)
+
+
 def representations(inputs: TaskInputs, train: np.ndarray, for_similarity: bool) -> dict[str, object]:
     """Instruct-LF's factors and property scores beside the baselines, all fitted on the same training rows.
 
@@ -74,11 +84,7 @@ def representations(inputs: TaskInputs, train: np.ndarray, for_similarity: bool)
     scores = np.asarray(inputs.property_scores, dtype=np.float32)
     if not for_similarity:
         return {"factors": factors, "property_scores": scores, **inputs.baselines}
-    return {
-        "factors": standardised(factors, train),
-        "property_scores": standardised(scores, train),
-        **{name: x if name == "tfidf" else unit_rows(x) for name, x in inputs.baselines.items()},
-    }
+    return dict(similarity_spaces(inputs, train))
 
 
 def evaluate_recommendation(inputs: TaskInputs, target: str, task: TaskSpec, seed: int = 0) -> list[Metric]:
@@ -89,7 +95,7 @@ def evaluate_recommendation(inputs: TaskInputs, target: str, task: TaskSpec, see
     pick = {name: [list(movies[i]) for i in index] for name, index in rows.items()}
     metrics = [recommendation_upper_bound(pick["train"], pick["test"])]
     metrics += popularity_metrics(pick["train"], pick["test"], task.ks)
-    for method, x in representations(inputs, split == "train", for_similarity=True).items():
+    for method, x in similarity_spaces(inputs, split == "train"):
         metrics += recommendation_metrics(
             method,
             x[rows["train"]],
@@ -162,16 +168,20 @@ def evaluate_next_action(inputs: TaskInputs, target: str, seed: int = 0) -> list
     train = documents["split"].isin(["train", "valid"]).to_numpy()
     actions = documents[target].astype(str).to_numpy()
     eval_splits = sorted(set(documents.loc[~train, "eval_split"]) - {""})
-    metrics = []
-    features = representations(inputs, train, for_similarity=True)
     fit, valid = (documents["split"] == "train").to_numpy(), (documents["split"] == "valid").to_numpy()
-    if valid.any() and fit.any():
-        # Validation: training states only, the valid ones scored against the rest; where configurations are chosen.
-        for method, x in features.items():
-            metrics.append(next_action_metrics(method, x[fit], actions[fit], x[valid], actions[valid], "valid"))
-    for eval_split in eval_splits:
-        rows = (documents["eval_split"] == eval_split).to_numpy() & ~train
-        metrics.append(majority_action_metric(actions[train], actions[rows], eval_split))
-        for method, x in features.items():
-            metrics.append(next_action_metrics(method, x[train], actions[train], x[rows], actions[rows], eval_split))
+    eval_rows = {split: (documents["eval_split"] == split).to_numpy() & ~train for split in eval_splits}
+    validation: list[Metric] = []
+    evaluation: dict[str, list[Metric]] = {
+        split: [majority_action_metric(actions[train], actions[rows], split)] for split, rows in eval_rows.items()
+    }
+    for method, x in similarity_spaces(inputs, train):
+        if valid.any() and fit.any():
+            # Validation: training states only, the valid ones scored against the rest; where configurations
+            # are chosen.
+            validation.append(next_action_metrics(method, x[fit], actions[fit], x[valid], actions[valid], "valid"))
+        for split, rows in eval_rows.items():
+            evaluation[split].append(
+                next_action_metrics(method, x[train], actions[train], x[rows], actions[rows], split)
+            )
+    metrics = validation + [metric for split in eval_splits for metric in evaluation[split]]
     return metrics
