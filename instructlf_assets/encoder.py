@@ -136,7 +136,7 @@ def compatibility_encoder(
         model.max_seq_length = dataset.encoder.max_seq_length  # what it reads when scoring, and once saved
     limit = options.head_max_train_pairs if options.strategy == "projection_head" else options.max_train_pairs
     n_pairs = min(len(pairs), limit)
-    context.log.info(f"fine-tuning ({options.strategy}) on {n_pairs} of {len(pairs)} pairs")
+    context.log.info(f"fine-tuning on {n_pairs} of {len(pairs)} pairs ({options.strategy})")
     report = fine_tune(model, pairs, options, embed=base)
     tuned = tuned_embedder(model, options.strategy, base, encoder.embedder(model))
     tuned_recall = recall_at_k(tuned, held_out, held_out_proposals, property_vocabulary, config.recall_k)
