@@ -142,6 +142,12 @@ def document_count(home: Path) -> int:
     return pq.ParquetFile(files[-1]).metadata.num_rows if files else 0
 
 
+def entry_max_seq_length() -> int | None:
+    """The word pieces the shipped entry's encoder reads (what BERTopic and the sampling check must read too)."""
+    entry = yaml.safe_load((REPO / "datasets" / f"{DATASET}.yaml").read_text())
+    return (entry.get("encoder") or {}).get("max_seq_length")
+
+
 def bertopic_child(home: str) -> None:
     """In a fresh process: BERTopic's fit_transform on the documents the pipeline read at this size.
 
@@ -160,7 +166,7 @@ def bertopic_child(home: str) -> None:
     documents = load_artifacts(DATASET, ("raw_documents",), storage=str(Path(home) / "instructlf"))["raw_documents"]
     texts = documents["text"].tolist()
     model = SentenceTransformer(str(base_model_path()), device="cpu", local_files_only=True)
-    seq = yaml.safe_load((REPO / "datasets" / f"{DATASET}.yaml").read_text()).get("encoder", {}).get("max_seq_length")
+    seq = entry_max_seq_length()
     if seq:
         model.max_seq_length = seq
     started = time.perf_counter()
@@ -203,7 +209,7 @@ def encoder_sampling(home: str, pair_counts: tuple[int, ...] = (640, 5000)) -> l
     pairs = training_pairs(documents, proposals, vocabulary)
     held_out = documents[documents["split"] == "valid"]
     held_out_proposals = proposals[proposals["doc_id"].isin(held_out["doc_id"])]
-    seq = yaml.safe_load((REPO / "datasets" / f"{DATASET}.yaml").read_text())["encoder"]["max_seq_length"]
+    seq = entry_max_seq_length()
     encoder = EncoderResource(embedding_cache=str(Path(storage) / "embedding_cache"))
     base = encoder.base_embedder(seq)
     rows = [{"pairs": 0, "recall_at_5": recall_at_k(base, held_out, held_out_proposals, vocabulary, 5)}]

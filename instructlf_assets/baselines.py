@@ -16,6 +16,7 @@ from scipy import sparse
 
 from resources import EncoderResource
 
+from .checks import spec
 from .core.artifacts import BaselineFeatures, FactorModel
 from .core.content_version import array_version, combine
 from .core.representations import bertopic_installed, fit_baselines
@@ -37,13 +38,7 @@ class BaselineConfig(dg.Config):
     deps=[base_encoder, peer_libraries],
     code_version="1",
     kinds={"scikitlearn"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            "baselines_are_valid",
-            asset=ASSET,
-            description="every baseline has one finite row per document",
-        )
-    ],
+    check_specs=[spec(ASSET, "baselines_are_valid", "every baseline has one finite row per document")],
 )
 def baseline_representations(
     context: AssetExecutionContext,

@@ -17,9 +17,8 @@ from .checks import expect, spec
 from .core.artifacts import EncoderArtifact, ScoreMatrix
 from .core.content_version import array_version, combine
 from .core.embedding import Embedder
-from .core.encoder_training import has_projection_head
+from .core.encoder_training import has_projection_head, projection_head, through_head
 from .core.scoring import score_matrix, score_matrix_to_npy
-from .encoder import tuned_embedder
 from .partitions import dataset_for
 from .publishing import publish
 from .sources import base_encoder, stage_asset
@@ -95,7 +94,7 @@ def compatibility_embedder(artifact: EncoderArtifact, encoder: EncoderResource, 
     strategy = str(dict(artifact.report.get("options") or {}).get("strategy", "full"))
     same_base = artifact.report.get("base_encoder") == encoder.identity()
     if strategy == "projection_head" and same_base and has_projection_head(model):
-        return tuned_embedder(model, strategy, encoder.base_embedder(model.max_seq_length), encoder.embedder(model))
+        return through_head(encoder.base_embedder(model.max_seq_length), *projection_head(model))
     return encoder.embedder(model)
 
 

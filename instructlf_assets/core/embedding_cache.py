@@ -47,8 +47,6 @@ class EmbeddingCache:
         self._rows: dict[bytes, tuple[int, int]] = {}
         self._parts: list[np.ndarray] = []
         self._seen_files: set[str] = set()
-        self.hits = 0
-        self.misses = 0
 
     def embedder(self, embed: Embedder) -> Embedder:
         def cached(texts: Sequence[str]) -> np.ndarray:
@@ -66,8 +64,6 @@ class EmbeddingCache:
         for digest, text in zip(digests, texts, strict=True):
             if digest not in self._rows and digest not in missing:
                 missing[digest] = text
-        self.misses += len(missing)
-        self.hits += len(texts) - sum(1 for d in digests if d in missing)
         if missing:
             vectors = np.ascontiguousarray(embed(list(missing.values())), dtype=np.float32)
             self._store(list(missing), vectors)
@@ -126,6 +122,3 @@ class EmbeddingCache:
             warnings.warn(f"embedding cache {self.directory}: not stored ({error})", stacklevel=2)
             return
         self._seen_files.add(name)
-
-    def stats(self) -> dict[str, int]:
-        return {"embedding_cache_hits": self.hits, "embedding_cache_misses": self.misses}
