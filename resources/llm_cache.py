@@ -40,6 +40,23 @@ CREATE TABLE IF NOT EXISTS replies (
 """
 
 
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Switch the file to WAL, retrying: SQLite answers a journal-mode change that races another process's with
+    "database is locked" at once, without waiting on the busy timeout (seen in CI with four writers starting)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.01
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 def cache_key(model: str, messages: Sequence[Mapping[str, str]]) -> str:
     """Stable across processes and Python versions: canonical JSON (sorted keys, no whitespace) hashed."""
     payload = {"version": CACHE_FORMAT_VERSION, "model": model, "messages": list(messages)}
@@ -124,7 +141,7 @@ class ResponseCache:
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
             connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA journal_mode = WAL")
+            _use_wal(connection)
             connection.execute("PRAGMA synchronous = NORMAL")
             self._local.connection = connection
             with self._lock:
