@@ -1,7 +1,7 @@
 """What a document costs as the corpus grows: ALFWorld states at several sizes end to end, and BERTopic beside them.
 
-Each size is the `alfworld_all` catalogue entry with `corpus.max_train_documents` set to that many training states
-(`all`: the entry as shipped, every state), run with the real CLI (`instructlf run alfworld_all --all`) on its own
+Each size is the `alfworld` catalogue entry with `corpus.max_train_documents` set to that many training states
+(`all`: the entry as shipped, every state), run with the real CLI (`instructlf run alfworld --all`) on its own
 fresh Dagster instance, so no size reads another's embedding cache. Per size it records the wall time, each
 stage's seconds and share (from the events of exactly this CLI's runs), the peak resident memory of the whole
 process tree (sampled every 0.5 s: the CLI, its run and step processes together) and the task's metrics.
@@ -34,7 +34,7 @@ import contextlib
 
 from bench_paper_tasks import CLI, REPO, own_runs, provenance, stage_seconds
 
-DATASET = "alfworld_all"
+DATASET = "alfworld"
 FULL_SIZES = ("1000", "5000", "20000", "all")
 QUICK_SIZES = ("300", "1000")
 HEADLINE = "factors/accuracy/valid_seen"
@@ -77,7 +77,7 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[subprocess.Co
 
 
 def size_catalogue(size: str, directory: Path) -> Path:
-    """The shipped `alfworld_all` entry, capped at `size` training states unless `all`."""
+    """The shipped `alfworld` entry, capped at `size` training states unless `all`."""
     entry = yaml.safe_load((REPO / "datasets" / f"{DATASET}.yaml").read_text())
     entry["corpus"]["max_train_documents"] = None if size == "all" else int(size)
     directory.mkdir(parents=True, exist_ok=True)

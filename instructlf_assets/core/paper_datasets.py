@@ -206,6 +206,7 @@ def _states_frame(states, corpus: PaperCorpus, split: str | None, eval_split: st
             "split": split,
             "eval_split": eval_split,
             "action": [action for *_, action in states],
+            "split_group": [doc_id.rsplit("-", 1)[0] for doc_id, *_ in states],  # the game: split whole games
         }
     )
 

@@ -108,6 +108,17 @@ def test_alfworld_one_document_per_action_keeps_the_task_and_the_newest_history(
     assert list(valid["split"]) == ["test"] and valid["action"].iloc[0] == "go to a 1"
 
 
+def test_alfworld_validation_holds_out_whole_games(tmp_path):
+    """A valid state whose own game's other states sit in train makes validation a lookup of that game."""
+    write_alfworld(tmp_path)
+    documents = load_documents(spec("alfworld", split={"valid_fraction": 0.45}), tmp_path).documents
+    train = documents[documents["eval_split"] == ""]
+    per_game = train.groupby("split_group")["split"].agg(set)
+    assert len(per_game) == 5 and all(len(splits) == 1 for splits in per_game)
+    assert {"train", "valid"} == set(train["split"]), "both splits occur, so the grouping is what keeps games whole"
+    assert (train["split_group"] == train["doc_id"].str.rsplit("-", n=1).str[0]).all()
+
+
 def test_alfworld_samples_training_states_and_reads_valid_unseen_when_present(tmp_path):
     write_alfworld(tmp_path, unseen=True)
     documents = load_documents(spec("alfworld", corpus={"max_train_documents": 12, "seed": 3}), tmp_path).documents
