@@ -43,6 +43,7 @@ LLM_TUNING_VARIABLES: dict[str, tuple[str, type]] = {
     "INSTRUCTLF_LLM_MAX_RETRIES": ("max_retries", int),
     "INSTRUCTLF_LLM_BACKOFF_S": ("backoff_base_s", float),
     "INSTRUCTLF_LLM_MAX_CALLS": ("max_calls", int),
+    "INSTRUCTLF_LLM_MAX_TOKENS": ("max_tokens", int),
     "INSTRUCTLF_LLM_PRICE_PER_MTOK": ("price_per_mtok", float),
 }
 

@@ -103,6 +103,12 @@ class ProposerResource(dg.ConfigurableResource):
     max_calls: int | None = Field(
         None, ge=1, description="openai: most requests a run may send, retries included ($INSTRUCTLF_LLM_MAX_CALLS)."
     )
+    max_tokens: int | None = Field(
+        512,
+        ge=1,
+        description="openai: most tokens one reply may generate ($INSTRUCTLF_LLM_MAX_TOKENS). A list of properties "
+        "needs about 100; a small local model that repeats itself would otherwise run to its context length.",
+    )
     price_per_mtok: float | None = Field(
         None, ge=0, description="openai: price per million tokens, for plan estimates ($INSTRUCTLF_LLM_PRICE_PER_MTOK)."
     )
@@ -335,7 +341,8 @@ class ProposerResource(dg.ConfigurableResource):
                 "proposer 'openai' needs OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL (for a local server); "
                 "set one, or use INSTRUCTLF_PROPOSER=offline"
             )
-        return OpenAIChatBackend(self.base_url, api_key or "not-needed", self.model), self.model
+        backend = OpenAIChatBackend(self.base_url, api_key or "not-needed", self.model, max_tokens=self.max_tokens)
+        return backend, self.model
 
 
 def _propose_chunk(

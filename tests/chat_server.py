@@ -96,6 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                     "messages": messages,
                     "model": body.get("model"),
+                    "max_tokens": body.get("max_tokens"),
                     "at": time.perf_counter(),
                 }
             )

@@ -522,6 +522,15 @@ def test_a_run_above_the_cap_makes_no_request_and_names_the_variable(server, tmp
     assert server.requests == []
 
 
+def test_replies_are_bounded_in_tokens_and_the_bound_is_configurable(server, tmp_path):
+    """A small local model that repeats itself would otherwise generate up to its context length per document."""
+    from resources.encoder import EncoderResource
+
+    llm_proposer(server, tmp_path / "default").propose(documents_frame(2), dataset(), EncoderResource())
+    llm_proposer(server, tmp_path / "set", max_tokens=64).propose(documents_frame(2), dataset(), EncoderResource())
+    assert [r["max_tokens"] for r in server.requests] == [512, 512, 64, 64]
+
+
 def test_chunks_share_the_cap_so_together_they_never_exceed_it(server, tmp_path):
     from resources.encoder import EncoderResource
 
