@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-METHODS = ("factors", "property_scores", "embeddings", "tfidf", "lda", "popularity", "majority")
+METHODS = ("factors", "property_scores", "embeddings", "tfidf", "lda", "bertopic", "popularity", "majority")
 HEADLINES = {
     "inspired": ["hit@20/test", "hit@50/test"],
     "bills": [
@@ -20,7 +20,7 @@ HEADLINES = {
         "logreg_balanced_accuracy/topic",
         "cv_tree_balanced_accuracy/topic",
     ],
-    "alfworld": ["accuracy/valid_seen", "accuracy/valid_unseen"],
+    "alfworld": ["accuracy/valid_seen", "accuracy/valid_unseen", "accuracy/valid"],
 }
 
 
