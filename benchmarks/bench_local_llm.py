@@ -11,8 +11,8 @@ llama-cpp-python 0.3.36 segfaulted at the first token (it enables AVX-512 and AM
 it with `CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF"` (about 5 minutes on 2 cores; then ~90 tokens/s for SmolLM2).
 `--base-url` uses a server you started instead (then `--model` names its model). The 200 bills are a seeded
-sample of the Bills entry (`corpus.max_train_documents: 200`), split 70/10/20 like the full set, so its test split
-holds about 40 bills.
+sample of the Bills entry (`corpus.max_train_documents: 200`), split 70/10/20 by hashed id like the full set
+(53 test bills in the run of `results/local_llm.json`).
 
     INSTRUCTLF_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python benchmarks/bench_local_llm.py \
         [--datasets demo bills200] [--max-tokens 192] [--json benchmarks/results/local_llm.json]
