@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -35,15 +36,20 @@ FORWARDED_TO_STEPS = (
 )
 
 
+def optional_int(text: str) -> int | None:
+    """An integer, or `none` for "leave the setting out" (a reasoning model rejects `max_tokens`)."""
+    return None if text.strip().lower() == "none" else int(text)
+
+
 # Operators tune the LLM client per deployment (a slow local server, a strict rate limit) without run config.
 # The budget: a cap on a run's requests (checked before the first call) and a price for `instructlf plan`.
-LLM_TUNING_VARIABLES: dict[str, tuple[str, type]] = {
+LLM_TUNING_VARIABLES: dict[str, tuple[str, Callable[[str], object]]] = {
     "INSTRUCTLF_LLM_CONCURRENCY": ("concurrency", int),
     "INSTRUCTLF_LLM_TIMEOUT_S": ("timeout_s", float),
     "INSTRUCTLF_LLM_MAX_RETRIES": ("max_retries", int),
     "INSTRUCTLF_LLM_BACKOFF_S": ("backoff_base_s", float),
     "INSTRUCTLF_LLM_MAX_CALLS": ("max_calls", int),
-    "INSTRUCTLF_LLM_MAX_TOKENS": ("max_tokens", int),
+    "INSTRUCTLF_LLM_MAX_TOKENS": ("max_tokens", optional_int),
     "INSTRUCTLF_LLM_PRICE_PER_MTOK": ("price_per_mtok", float),
 }
 
@@ -72,7 +78,8 @@ def proposer_from_environment() -> ProposerResource:
             try:
                 settings[field] = kind(os.environ[variable])
             except ValueError:
-                raise ValueError(f"{variable} is {os.environ[variable]!r}; expected a {kind.__name__}") from None
+                expected = "an integer or none" if kind is optional_int else f"a {kind.__name__}"
+                raise ValueError(f"{variable} is {os.environ[variable]!r}; expected {expected}") from None
     return ProposerResource(**settings)
 
 

@@ -48,7 +48,7 @@ METHODS = ("factors", "property_scores", "embeddings", "tfidf", "lda", "populari
 BASELINES = ("embeddings", "tfidf", "lda", "popularity", "majority")
 # The old rule's count for the clause vocabularies (clip(round(properties / 10), 2, 50)); checked after the run.
 OLD_RULE_FACTORS = {"inspired": 28, "bills": 5, "alfworld": 32}
-# The ablation's ALFWorld rows are the 2,000-state sample it was run on (`alfworld` now holds every state, 13 min
+# The ablation's ALFWorld rows are the 2,000-state sample it was run on (`alfworld` now holds every state, 15 min
 # a row); its results keep the name `alfworld`.
 SOURCE_ENTRY = {"alfworld": "alfworld_2k"}
 

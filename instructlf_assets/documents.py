@@ -23,7 +23,7 @@ MIN_DISTINCT_TRAIN_TEXTS = 2
 
 @stage_asset(
     deps=[corpus_file],
-    code_version="3",  # 2: checks before storing; content data version; 3: task-free split check
+    code_version="4",  # 2: checks before storing; content data version; 3: task-free split check; 4: split_group
     kinds={"pandas"},
     check_specs=[
         spec(

@@ -58,6 +58,7 @@ class Completion:
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    truncated: bool = False  # stopped by max_tokens (finish_reason "length"), not by the model
 
 
 class ChatBackend(Protocol):
@@ -154,6 +155,7 @@ class OpenAIChatBackend:
             text=text or "",
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            truncated=getattr(choices[0], "finish_reason", None) == "length",
         )
 
     def _status_error(self, exc: object) -> BackendError:
@@ -227,6 +229,7 @@ class _Counters:
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    truncated_replies: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, **amounts: int) -> None:
@@ -444,13 +447,20 @@ def _propose_one(job: _Job, doc_id: object, text: str) -> _Outcome:
 
 
 def _answer(job: _Job, messages: list[Message]) -> str:
-    """The cached reply, or a fresh one that is cached before it is used."""
+    """The cached reply, or a fresh one that is cached before it is used.
+
+    A reply cut off by `max_tokens` is used but not cached: the key does not hold the cap, so a cached stump would
+    outlive a raised cap; the next run asks again.
+    """
     key = cache_key(job.model_name, messages)
     cached = job.cache.get(key)
     if cached is not None:
         job.counters.add(cache_hits=1)
         return cached
     completion = _call_with_retries(job, messages)
+    if completion.truncated:
+        job.counters.add(truncated_replies=1)
+        return completion.text
     usage = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
     job.cache.put(key, completion.text, usage)
     return completion.text
@@ -523,6 +533,7 @@ def _result(
         "retries": counters.retries,
         "prompt_tokens": counters.prompt_tokens,
         "completion_tokens": counters.completion_tokens,
+        "truncated_replies": counters.truncated_replies,
         "seconds": seconds,
     }
     return LLMProposalResult(

@@ -106,8 +106,9 @@ class ProposerResource(dg.ConfigurableResource):
     max_tokens: int | None = Field(
         512,
         ge=1,
-        description="openai: most tokens one reply may generate ($INSTRUCTLF_LLM_MAX_TOKENS). A list of properties "
-        "needs about 100; a small local model that repeats itself would otherwise run to its context length.",
+        description="openai: most tokens one reply may generate ($INSTRUCTLF_LLM_MAX_TOKENS; `none` leaves the "
+        "parameter out, for models that reject it). A list of properties needs about 100; a small local model that "
+        "repeats itself would otherwise run to its context length.",
     )
     price_per_mtok: float | None = Field(
         None, ge=0, description="openai: price per million tokens, for plan estimates ($INSTRUCTLF_LLM_PRICE_PER_MTOK)."

@@ -42,6 +42,7 @@ class FakeChatServer:
         self.max_inflight = 0
         self.base_url = ""
         self.dead = False  # set when the server "dies": kept-alive connections are dropped too
+        self.finish_reason = "stop"  # "length": every reply says it was cut off by max_tokens
 
     def name_text(self, document: str) -> str:
         """The reply to a factor-naming request (its prompt quotes the factor's top documents)."""
@@ -118,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.inflight -= 1
 
     def _answer(self, text: str) -> None:
-        self._send(200, _completion(text))
+        self._send(200, _completion(text, self.server.fake.finish_reason))
 
     def _fault(self, fault: str, fake: FakeChatServer) -> None:
         error = {"error": {"message": "injected", "type": "server_error"}}
@@ -164,13 +165,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-def _completion(text: str) -> dict:
+def _completion(text: str, finish_reason: str = "stop") -> dict:
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": MODEL,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}],
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
     }
 

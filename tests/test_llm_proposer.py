@@ -529,6 +529,31 @@ def test_replies_are_bounded_in_tokens_and_the_bound_is_configurable(server, tmp
     llm_proposer(server, tmp_path / "default").propose(documents_frame(2), dataset(), EncoderResource())
     llm_proposer(server, tmp_path / "set", max_tokens=64).propose(documents_frame(2), dataset(), EncoderResource())
     assert [r["max_tokens"] for r in server.requests] == [512, 512, 64, 64]
+    llm_proposer(server, tmp_path / "unset", max_tokens=None).propose(documents_frame(2), dataset(), EncoderResource())
+    assert [r["max_tokens"] for r in server.requests[4:]] == [None, None], "None leaves the parameter out"
+
+
+def test_a_reply_cut_off_by_max_tokens_is_used_but_not_cached(server, tmp_path):
+    """The cache key has no cap in it: a stump cached under a small cap would outlive a raised one."""
+    server.finish_reason = "length"
+    first = propose(server, tmp_path, make_docs(3))
+    assert first.failed.empty and first.stats["truncated_replies"] == 3
+    server.finish_reason = "stop"
+    again = propose(server, tmp_path, make_docs(3))
+    assert again.stats["calls_made"] == 3 and again.stats["cache_hits"] == 0 and again.stats["truncated_replies"] == 0
+    assert propose(server, tmp_path, make_docs(3)).stats["cache_hits"] == 3
+
+
+def test_max_tokens_from_the_environment_accepts_none(monkeypatch):
+    from definitions import proposer_from_environment
+
+    monkeypatch.setenv("INSTRUCTLF_LLM_MAX_TOKENS", "none")
+    assert proposer_from_environment().max_tokens is None
+    monkeypatch.setenv("INSTRUCTLF_LLM_MAX_TOKENS", "64")
+    assert proposer_from_environment().max_tokens == 64
+    monkeypatch.setenv("INSTRUCTLF_LLM_MAX_TOKENS", "lots")
+    with pytest.raises(ValueError, match="INSTRUCTLF_LLM_MAX_TOKENS is 'lots'; expected an integer or none"):
+        proposer_from_environment()
 
 
 def test_chunks_share_the_cap_so_together_they_never_exceed_it(server, tmp_path):
