@@ -100,6 +100,7 @@ def _inspired(name: str, corpus: PaperCorpus, directory: Path, read_bytes) -> pd
     texts = [_dialogue_text(text, corpus.turns) for text in train["full_situation"]]
     frame = pd.DataFrame({"doc_id": "train-" + ids.astype(str), "text": texts, "split": None, "eval_split": "test"})
     frame["movies"] = movies
+    frame["split_group"] = _dialogues(train["full_situation"].astype(str).tolist())
     frame = _sample(frame, corpus)
     test_path = directory / "inspired_test.csv"
     if test_path.is_file():
@@ -120,6 +121,25 @@ def _inspired(name: str, corpus: PaperCorpus, directory: Path, read_bytes) -> pd
             ignore_index=True,
         )
     return frame
+
+
+def _dialogues(situations: list[str]) -> list[str]:
+    """Which dialogue each row is a prefix of. The file has no dialogue id, but a dialogue's rows come in order,
+    each extending the one before (or, where a turn was edited, opening with the same two lines), so a break in
+    that chain starts the next dialogue: 696 dialogues in the 1,448 rows of inspired_train.csv. Splitting by
+    dialogue keeps a held-out prefix's own continuation out of the training rows its neighbours come from.
+    """
+
+    def opening(text: str) -> list[str]:
+        return text.strip().split("\n")[:2]
+
+    groups, dialogue = [], 0
+    for row, text in enumerate(situations):
+        previous = situations[row - 1] if row else None
+        continues = previous is not None and (text.startswith(previous.rstrip()) or opening(text) == opening(previous))
+        dialogue += 0 if continues or row == 0 else 1
+        groups.append(f"dialogue-{dialogue}")
+    return groups
 
 
 def _dialogue_text(text: str, turns: str) -> str:

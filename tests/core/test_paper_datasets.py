@@ -94,6 +94,25 @@ def write_alfworld(data, unseen=False):
         (folder / "alfworld_valid_unseen_expert_traj.jsonl").write_text(text)
 
 
+def test_inspired_splits_whole_dialogues_found_from_their_prefix_chains(tmp_path):
+    """The file's rows are prefixes of dialogues with no dialogue id: each row that extends the one before it is
+    the same dialogue, and a dialogue's prefixes must share a split."""
+    (tmp_path / "inspired").mkdir()
+    rows, turns = [], ["System: Hi!", "User: I like horror.", "System: Seen Us?", "User: Yes, more gore."]
+    for d in range(12):
+        opening = [f"System: Hello {d}!", f"User: Dialogue {d} here."]
+        for k in range(1, 4):
+            rows.append(
+                {"": len(rows), "full_situation": "\n".join(opening + turns[:k]) + "\nSystem: ", "movies": "[]"}
+            )
+    pd.DataFrame(rows).to_csv(tmp_path / "inspired" / "inspired_train.csv", index=False)
+    rule = {"valid_fraction": 0.3, "test_fraction": 0.3}
+    documents = load_documents(spec("inspired", split=rule), tmp_path).documents
+    assert documents["split_group"].nunique() == 12
+    assert (documents.groupby("split_group")["split"].nunique() == 1).all()
+    assert {"train", "valid", "test"} == set(documents["split"])
+
+
 def test_alfworld_one_document_per_action_keeps_the_task_and_the_newest_history(tmp_path):
     write_alfworld(tmp_path)
     documents = load_documents(spec("alfworld", corpus={"max_history_chars": 200}), tmp_path).documents
