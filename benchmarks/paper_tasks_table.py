@@ -13,7 +13,7 @@ from pathlib import Path
 
 METHODS = ("factors", "property_scores", "embeddings", "tfidf", "lda", "bertopic", "popularity", "majority")
 HEADLINES = {
-    "inspired": ["hit@20/test", "hit@50/test"],
+    "inspired": ["hit@20/test", "hit@50/test", "hit@20/valid"],
     "bills": [
         "tree_balanced_accuracy/topic",
         "tree_balanced_accuracy/topic::subtopic",
