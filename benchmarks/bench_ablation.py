@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_paper_tasks import CLI, REPO, own_runs, provenance, stage_seconds
+from bench_paper_tasks import CLI, REPO, cli_report, latest_metadata, own_runs, provenance, stage_seconds
 
 DATASETS = ("demo", "inspired", "bills", "alfworld")
 HEADLINES = {
@@ -118,10 +118,9 @@ def run_row(dataset: str, row: Row, seed: int, env: dict[str, str], work: Path) 
     result["ran_stages"] = sorted(result["stages_s"])
     if process.returncode != 0:
         return {**result, "ok": False, "error": (stderr.strip().splitlines() or stdout.strip().splitlines())[-3:]}
-    report = subprocess.run([*CLI, "report", dataset, "--json"], cwd=REPO, env=env, capture_output=True, text=True)
-    if report.returncode != 0:
-        return {**result, "ok": False, "error": report.stderr.strip().splitlines()[-3:]}
-    made = json.loads(report.stdout)
+    made, error = cli_report(dataset, env)
+    if made is None:
+        return {**result, "ok": False, "error": error}
     return {
         **result,
         "ok": True,
@@ -135,17 +134,8 @@ def run_row(dataset: str, row: Row, seed: int, env: dict[str, str], work: Path) 
 
 
 def vocabulary_size(home: str, dataset: str) -> int | None:
-    os.environ["DAGSTER_HOME"] = home
-    import dagster as dg
-
-    with dg.DagsterInstance.get() as instance:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("property_vocabulary"), asset_partitions=[dataset]), limit=1
-        ).records
-        if not records:
-            return None
-        value = records[0].event_log_entry.asset_materialization.metadata.get("dagster/row_count")
-        return None if value is None else int(value.value)
+    value = latest_metadata(home, "property_vocabulary", dataset, ("dagster/row_count",)).get("dagster/row_count")
+    return None if value is None else int(value)
 
 
 def row_summary(result: dict) -> dict:

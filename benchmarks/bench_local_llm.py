@@ -31,14 +31,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_paper_tasks import CLI, REPO, own_runs, provenance, stage_seconds
+from bench_paper_tasks import CLI, REPO, cli_report, latest_metadata, own_runs, provenance, stage_seconds
 
 DATASETS = {"demo": "demo", "bills200": "bills"}  # run name -> the shipped entry it starts from
 HEADLINES = (
@@ -96,7 +96,7 @@ def llama_server(threads: int):
         "--n_ctx",
         "2048",
     ]
-    log = open(tempfile.mktemp(prefix="llama-server-", suffix=".log"), "w")  # noqa: SIM115 - closed below
+    log = tempfile.NamedTemporaryFile("w", prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
     server = subprocess.Popen(command, stdout=log, stderr=log)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -114,20 +114,6 @@ def llama_server(threads: int):
         server.terminate()
         server.wait(30)
         log.close()
-
-
-def latest_metadata(home: str, asset: str, partition: str, fields: tuple[str, ...]) -> dict[str, object]:
-    os.environ["DAGSTER_HOME"] = home
-    import dagster as dg
-
-    with dg.DagsterInstance.get() as instance:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
-        ).records
-    if not records:
-        return {}
-    metadata = records[0].event_log_entry.asset_materialization.metadata
-    return {name: metadata[name].value for name in fields if name in metadata}
 
 
 def support(home: Path, partition: str) -> dict[str, float]:
@@ -164,8 +150,9 @@ def run(run_name: str, proposer: str, env: dict[str, str], work: Path, max_failu
     }
     if process.returncode != 0:
         return {**result, "ok": False, "error": stderr.strip().splitlines()[-3:]}
-    report = subprocess.run([*CLI, "report", run_name, "--json"], cwd=REPO, env=env, capture_output=True, text=True)
-    made = json.loads(report.stdout)
+    made, error = cli_report(run_name, env)
+    if made is None:
+        return {**result, "ok": False, "error": error}
     return {
         **result,
         "ok": True,
@@ -237,7 +224,7 @@ def main() -> int:
             print(f"{run_name}: offline ...", file=sys.stderr, flush=True)
             results.append(run(run_name, "offline", env, work))
     if "smollm2" in args.proposers:
-        with llama_server(args.threads) if not args.base_url else _given(args.base_url) as base_url:
+        with nullcontext(args.base_url) if args.base_url else llama_server(args.threads) as base_url:
             llm_env = {
                 **env,
                 "INSTRUCTLF_PROPOSER": "openai",
@@ -267,11 +254,6 @@ def main() -> int:
     Path(args.json).write_text(json.dumps({"provenance": made, "settings": settings, "results": results}, indent=2))
     final = {(r["dataset"], r["proposer"]): r["ok"] for r in results}  # a rejected row rerun with failures accepted
     return 0 if all(final.values()) else 1
-
-
-@contextmanager
-def _given(base_url: str):
-    yield base_url
 
 
 if __name__ == "__main__":

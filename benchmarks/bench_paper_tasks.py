@@ -39,10 +39,33 @@ def run_dataset(name: str, env: dict[str, str]) -> dict:
     timing = {"wall_s": round(seconds, 1), "runs": runs, **stage_seconds(runs)}
     if process.returncode != 0:
         return {"dataset": name, "ok": False, **timing, "error": stderr.strip().splitlines()[-1:]}
+    made, error = cli_report(name, env)
+    if made is None:
+        return {"dataset": name, "ok": False, **timing, "error": error[-1:]}
+    return {"dataset": name, "ok": True, **timing, **made}
+
+
+def cli_report(name: str, env: dict[str, str]) -> tuple[dict | None, list[str]]:
+    """`instructlf report NAME --json` as a dict, or None and the last lines of its error."""
     report = subprocess.run([*CLI, "report", name, "--json"], cwd=REPO, env=env, capture_output=True, text=True)
     if report.returncode != 0:
-        return {"dataset": name, "ok": False, **timing, "error": report.stderr.strip().splitlines()[-1:]}
-    return {"dataset": name, "ok": True, **timing, **json.loads(report.stdout)}
+        return None, report.stderr.strip().splitlines()[-3:]
+    return json.loads(report.stdout), []
+
+
+def latest_metadata(home: str, asset: str, partition: str, fields: tuple[str, ...]) -> dict[str, object]:
+    """The named metadata values of the newest materialization of `asset` for `partition` in instance `home`."""
+    os.environ["DAGSTER_HOME"] = home
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+        ).records
+    if not records:
+        return {}
+    metadata = records[0].event_log_entry.asset_materialization.metadata
+    return {name: metadata[name].value for name in fields if name in metadata}
 
 
 def own_runs(pid: int, home: str) -> list[dict]:
