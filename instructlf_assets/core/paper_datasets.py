@@ -133,11 +133,10 @@ def _dialogues(situations: list[str]) -> list[str]:
     def opening(text: str) -> list[str]:
         return text.strip().split("\n")[:2]
 
-    groups, dialogue = [], 0
-    for row, text in enumerate(situations):
-        previous = situations[row - 1] if row else None
-        continues = previous is not None and (text.startswith(previous.rstrip()) or opening(text) == opening(previous))
-        dialogue += 0 if continues or row == 0 else 1
+    groups, dialogue = [], -1
+    for previous, text in zip([None, *situations], situations, strict=False):  # each row with the one before
+        if previous is None or not (text.startswith(previous.rstrip()) or opening(text) == opening(previous)):
+            dialogue += 1
         groups.append(f"dialogue-{dialogue}")
     return groups
 
