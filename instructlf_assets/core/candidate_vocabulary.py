@@ -7,6 +7,12 @@ They are ranked by relevance to the goal and by how concentrated their documents
 phrase every kind of document states, like "policy act", separates nothing), then diversified by maximal
 marginal relevance. Each document proposes the kept candidates it states, most similar to it first. Like the
 clause proposer it cannot invent a property: a proposal is always a phrase of the document.
+
+Where a document grows by steps and its newest step is what the goal asks about (an agent's state: the task and
+its trajectory so far), `propose_from_last_lines` has each document propose only what its newest lines state.
+The vocabulary still comes from whole documents; only the pairs the compatibility model learns from change.
+Whole-state proposals are dominated by the task's objects, which every state of a game shares, so the model
+learns nothing that tells one step from the next (ALFWorld: benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -92,6 +98,7 @@ class CandidateOptions:
     diversity: float = 0.3
     per_document: int = 15
     subsumed_share: float = 0.8
+    propose_from_last_lines: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,13 @@ def phrase_ngrams(text: str, max_words: int = 3) -> set[str]:
                 if _is_edge(words[end]):
                     grams.add(" ".join(words[start : end + 1]))
     return grams
+
+
+def last_lines(text: str, n: int | None) -> str:
+    """The text's last `n` non-blank lines (all of it when `n` is None)."""
+    if n is None:
+        return text
+    return "\n".join([line for line in text.splitlines() if line.strip()][-n:])
 
 
 def _is_edge(word: str) -> bool:
@@ -162,13 +176,15 @@ def propose_candidates(
     options: CandidateOptions = CandidateOptions(),
     doc_vectors: np.ndarray | None = None,
 ) -> list[list[ScoredPhrase]]:
-    """For each text, up to `per_document` vocabulary phrases it states, ranked by cosine with the text."""
+    """For each text, up to `per_document` vocabulary phrases it states (in its last `propose_from_last_lines`
+    lines, when set), ranked by cosine with the whole text."""
     index = {phrase: i for i, phrase in enumerate(vocabulary.phrases)}
     if doc_vectors is None:
         doc_vectors = embed(list(texts)) if index else np.zeros((len(texts), 1), dtype=np.float32)
     proposals = []
     for text, doc_vector in zip(texts, doc_vectors, strict=True):
-        rows = np.array(sorted(index[g] for g in phrase_ngrams(text, options.max_words) if g in index), dtype=int)
+        stated = phrase_ngrams(last_lines(text, options.propose_from_last_lines), options.max_words)
+        rows = np.array(sorted(index[g] for g in stated if g in index), dtype=int)
         similarity = vocabulary.vectors[rows] @ doc_vector if len(rows) else np.zeros(0)
         order = np.argsort(-similarity, kind="stable")[: options.per_document]
         proposals.append([ScoredPhrase(vocabulary.phrases[rows[i]], float(similarity[i])) for i in order])

@@ -171,6 +171,13 @@ class CandidateSpec(_Strict):
         description="Weight of relevance to the goal against how concentrated a phrase's documents are.",
     )
     per_document: int = Field(15, ge=1, le=100, description="Most candidates one document proposes.")
+    propose_from_last_lines: int | None = Field(
+        None,
+        ge=1,
+        description="Each document proposes only the candidates its last N non-blank lines state (the vocabulary "
+        "still comes from whole documents): for documents whose newest step is what the goal asks about, like an "
+        "agent's state. Unset: the whole document.",
+    )
 
 
 class PromptSpec(_Strict):

@@ -3,6 +3,7 @@ import numpy as np
 from instructlf_assets.core.candidate_vocabulary import (
     CandidateOptions,
     build_candidate_vocabulary,
+    last_lines,
     phrase_ngrams,
     propose_candidates,
 )
@@ -104,3 +105,31 @@ def test_phrases_never_end_on_an_intensifier():
     grams = phrase_ngrams("The pacing is really tight and the acting is truly superb.")
     assert {"pacing", "acting", "superb"} <= grams
     assert not {"pacing is really", "acting is truly", "really tight", "truly superb"} & grams
+
+
+def test_documents_can_propose_only_what_their_newest_lines_state(fake_embed):
+    """An agent's state: the task line every state of a game shares, then its steps; the newest step decides."""
+    steps = ["> open drawer\nThe drawer is open.", "> go to shelf\nOn the shelf, you see a candle."]
+    texts = [f"Your task is to: put a mug in cabinet.\n> look around\nYou see a room.\n{steps[i % 2]}"
+             for i in range(20)]  # fmt: skip
+    whole = CandidateOptions(vocabulary_size=50, min_df=2, max_df_share=1.0, per_document=30)
+    newest = CandidateOptions(**{**whole.__dict__, "propose_from_last_lines": 2})
+    vocabulary = build_candidate_vocabulary(texts, "What must the agent do next?", fake_embed, whole)
+    assert {"mug in cabinet", "open drawer", "shelf"} <= set(vocabulary.phrases)  # built from whole documents either way
+    for text, by_whole, by_newest in zip(
+        texts,
+        propose_candidates(texts, vocabulary, fake_embed, whole),
+        propose_candidates(texts, vocabulary, fake_embed, newest),
+        strict=True,
+    ):
+        assert "mug in cabinet" in {p.text for p in by_whole}
+        stated = {p.text for p in by_newest}
+        assert "mug in cabinet" not in stated and "room" not in stated
+        assert ("open drawer" in stated) == text.endswith("The drawer is open.")
+        assert ("shelf" in stated) == text.endswith("you see a candle.")
+
+
+def test_last_lines_skips_blank_lines_and_keeps_short_texts_whole():
+    assert last_lines("a\n\nb\n c \n\n", 2) == "b\n c "
+    assert last_lines("only line", 3) == "only line"
+    assert last_lines("a\nb", None) == "a\nb"
