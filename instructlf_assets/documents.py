@@ -23,7 +23,8 @@ MIN_DISTINCT_TRAIN_TEXTS = 2
 
 @stage_asset(
     deps=[corpus_file],
-    code_version="4",  # 2: checks before storing; content data version; 3: task-free split check; 4: split_group
+    code_version="5",  # 2: checks before storing; content data version; 3: task-free split check; 4: split_group;
+    # 5: long texts cut between words
     kinds={"pandas"},
     check_specs=[
         spec(

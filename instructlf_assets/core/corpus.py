@@ -25,6 +25,7 @@ from .demo_corpus import generate_demo_corpus
 from .errors import CorpusError
 from .file_formats import decode, parse_jsonl, read_stable_bytes
 from .paper_datasets import paper_directory, paper_fingerprint, read_paper_corpus
+from .truncation import cut_at_word
 
 SPLITS = ("train", "valid", "test")
 MB = 2**20
@@ -297,6 +298,5 @@ def _truncate(frame: pd.DataFrame, max_chars: int, keep: str = "start") -> tuple
     too_long = frame["text"].str.len() > max_chars
     if too_long.any():
         frame = frame.copy()
-        kept = slice(0, max_chars) if keep == "start" else slice(-max_chars, None)
-        frame.loc[too_long, "text"] = frame.loc[too_long, "text"].str.slice(kept.start, kept.stop)
+        frame.loc[too_long, "text"] = [cut_at_word(text, max_chars, keep) for text in frame.loc[too_long, "text"]]
     return frame, int(too_long.sum())

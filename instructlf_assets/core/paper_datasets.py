@@ -20,6 +20,7 @@ import pandas as pd
 from .catalogue import DATA_DIR_ENV, PaperCorpus
 from .errors import CorpusError
 from .file_formats import decode, parse_jsonl
+from .truncation import cut_at_word
 
 _TASK = re.compile(r"Your task is to:\s*(.+)")
 _YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
@@ -234,8 +235,12 @@ def _state_text(task: str, history: list[str], max_history_chars: int) -> str:
     """The encoder reads 256 word pieces: the task stays, and of the trajectory only its newest end."""
     trajectory = "\n".join(history)
     if len(trajectory) > max_history_chars:
-        trajectory = trajectory[-max_history_chars:]
-        trajectory = trajectory[trajectory.find("\n") + 1 :] if "\n" in trajectory else trajectory
+        newest = trajectory[-max_history_chars:]
+        # Whole steps; when the budget holds no line break (one long step: a room of many receptacles), whole words.
+        if "\n" in newest:
+            trajectory = newest[newest.find("\n") + 1 :]
+        else:
+            trajectory = cut_at_word(trajectory, max_history_chars, "end")
     return f"Your task is to: {task}\n{trajectory}"
 
 

@@ -127,6 +127,24 @@ def test_alfworld_one_document_per_action_keeps_the_task_and_the_newest_history(
     assert list(valid["split"]) == ["test"] and valid["action"].iloc[0] == "go to a 1"
 
 
+def test_alfworld_a_step_longer_than_the_history_budget_is_cut_between_words(tmp_path):
+    """A first state is one long room description: the budget keeps its newest whole words, no fragment."""
+    folder = tmp_path / "alfworld"
+    folder.mkdir()
+    room = "You are in the middle of a room. Looking quickly around you, you see " + ", ".join(
+        f"a cabinet {i}" for i in range(40)
+    )
+    game = alfworld_game("put a mug in cabinet.", ["go to cabinet 1"])
+    game["conversations"][0]["value"] = f"-= Welcome =-\n\n{room}.\n\nYour task is to: put a mug in cabinet."
+    (folder / "alfworld_train_expert_gt_traj.jsonl").write_text(json.dumps(game))
+    (folder / "alfworld_valid_seen_expert_traj.jsonl").write_text(json.dumps(valid_game("heat egg.", ["go to a 1"])))
+    documents = load_documents(spec("alfworld", corpus={"max_history_chars": 100}), tmp_path).documents
+    history = documents.set_index("doc_id").loc["train-1-0", "text"].split("\n", 1)[1]
+    stated = f"{room}."
+    assert len(history) <= 100 and stated.endswith(history)
+    assert stated[-len(history) - 1] == " ", f"starts inside a word: {history[:12]!r}"
+
+
 def test_alfworld_validation_holds_out_whole_games(tmp_path):
     """A valid state whose own game's other states sit in train makes validation a lookup of that game."""
     write_alfworld(tmp_path)
