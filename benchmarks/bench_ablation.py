@@ -8,6 +8,8 @@ instance per seed, so a row re-runs only the stages its change makes stale, as a
     parallel_analysis  + n_factors from parallel analysis of the training scores
     candidates         + offline_strategy: candidates (phrases recurring across training documents)
     seeker_turns       + Inspired documents are the seeker's turns only
+    newest_step        candidates + ALFWorld states propose from their newest step (last 2 lines); not cumulative
+                       over seeker_turns, which validation on whole held-out dialogues rejected
 
 Columns: every task's headline metric with its standard error for factors, property scores and each baseline,
 the demo's AMI to its planted aspects, vocabulary size, factors, and wall time per dataset run. Each seed sets
@@ -28,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -60,7 +62,7 @@ class Row:
     strategy: str = "candidates"
     old_factor_rule: bool = False
     seeker_turns: bool = True
-    overrides: dict = field(default_factory=dict)
+    alfworld_last_lines: int | None = None
 
 
 ROWS = (
@@ -68,6 +70,7 @@ ROWS = (
     Row("parallel_analysis", "+ n_factors from parallel analysis", "clauses", False, False),
     Row("candidates", "+ offline_strategy: candidates", "candidates", False, False),
     Row("seeker_turns", "+ Inspired: the seeker's turns", "candidates", False, True),
+    Row("newest_step", "candidates + ALFWorld: propose from the newest step", "candidates", False, False, 2),
 )
 
 
@@ -82,6 +85,8 @@ def catalogue_entry(dataset: str, row: Row) -> dict:
         entry["corpus"]["turns"] = "seeker" if row.seeker_turns else "all"
     if dataset == "bills":
         entry["task"]["cross_validate"] = False
+    if dataset == "alfworld":
+        entry["prompt"].setdefault("candidates", {})["propose_from_last_lines"] = row.alfworld_last_lines
     return entry
 
 

@@ -52,7 +52,7 @@ class TrainingOptions:
     seed: int = 0
     head_epochs: int = 20
     head_learning_rate: float = 1e-3
-    head_max_train_pairs: int = 5000
+    head_max_train_pairs: int = 50_000
 
 
 @dataclass
