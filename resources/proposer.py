@@ -118,7 +118,7 @@ class ProposerResource(dg.ConfigurableResource):
         if self.backend == "offline" and spec is not None and spec.prompt.offline_strategy == "candidates":
             return (
                 "offline candidates (phrases recurring across training documents, each document proposing those "
-                "it states, ranked by all-MiniLM-L6-v2 similarity; no LLM)"
+                f"stated in {_stated_where(spec, 'it', 'its')}, ranked by all-MiniLM-L6-v2 similarity; no LLM)"
             )
         if self.backend == "offline":
             return "offline extractive (document clauses ranked by all-MiniLM-L6-v2 similarity; no LLM)"
@@ -230,7 +230,8 @@ class ProposerResource(dg.ConfigurableResource):
         texts = documents["text"].tolist()
         if spec.prompt.offline_strategy == "candidates":
             proposals, stats = _propose_candidates(documents, spec, embed)
-            empty = "the document states none of the corpus's candidate phrases"
+            where = _stated_where(spec, "the document", "the document's")
+            empty = f"none of the corpus's candidate phrases is stated in {where}"
         else:
             options = ExtractiveOptions(
                 top_k=spec.prompt.properties_per_document,
@@ -357,6 +358,12 @@ def _propose_chunk(
     return proposer_type(**proposer_fields).propose(
         documents, spec, encoder_type(**encoder_fields), max_calls=max_calls
     )
+
+
+def _stated_where(spec: DatasetSpec, document: str, possessive: str) -> str:
+    """Where a document's candidates must be stated: the whole `document`, or `possessive` last N lines."""
+    lines = spec.prompt.candidates.propose_from_last_lines
+    return document if lines is None else f"{possessive} last {lines} line{'s' if lines > 1 else ''}"
 
 
 def _propose_candidates(

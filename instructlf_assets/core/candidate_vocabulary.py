@@ -134,6 +134,8 @@ def last_lines(text: str, n: int | None) -> str:
     """The text's last `n` non-blank lines (all of it when `n` is None)."""
     if n is None:
         return text
+    if n < 1:
+        raise ValueError(f"last_lines needs n >= 1 (or None for the whole text), got {n}")
     return "\n".join([line for line in text.splitlines() if line.strip()][-n:])
 
 

@@ -232,7 +232,8 @@ def _states_frame(states, corpus: PaperCorpus, split: str | None, eval_split: st
 
 
 def _state_text(task: str, history: list[str], max_history_chars: int) -> str:
-    """The encoder reads 256 word pieces: the task stays, and of the trajectory only its newest end."""
+    """The encoder reads a few hundred word pieces (128 for `alfworld`): the task stays, and of the trajectory only
+    its newest end."""
     trajectory = "\n".join(history)
     if len(trajectory) > max_history_chars:
         newest = trajectory[-max_history_chars:]

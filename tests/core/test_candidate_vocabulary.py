@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 
 from instructlf_assets.core.candidate_vocabulary import (
@@ -113,7 +115,7 @@ def test_documents_can_propose_only_what_their_newest_lines_state(fake_embed):
     texts = [f"Your task is to: put a mug in cabinet.\n> look around\nYou see a room.\n{steps[i % 2]}"
              for i in range(20)]  # fmt: skip
     whole = CandidateOptions(vocabulary_size=50, min_df=2, max_df_share=1.0, per_document=30)
-    newest = CandidateOptions(**{**whole.__dict__, "propose_from_last_lines": 2})
+    newest = dataclasses.replace(whole, propose_from_last_lines=2)
     vocabulary = build_candidate_vocabulary(texts, "What must the agent do next?", fake_embed, whole)
     assert {"mug in cabinet", "open drawer", "shelf"} <= set(vocabulary.phrases)  # from whole documents
     for text, by_whole, by_newest in zip(

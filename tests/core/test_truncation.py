@@ -22,3 +22,16 @@ def test_a_cut_on_whitespace_keeps_the_whole_word_next_to_it():
 def test_a_text_without_whitespace_is_still_cut_to_the_cap():
     assert cut_at_word("x" * 500, 100) == "x" * 100
     assert cut_at_word("x" * 500, 100, "end") == "x" * 100
+
+
+def test_any_whitespace_is_a_word_boundary():
+    assert cut_at_word("un\xa0deux\xa0trois\xa0quatre", 12) == "un\xa0deux"
+    assert cut_at_word("one\ttwo\nthree four", 12, "end") == "three four"
+
+
+def test_a_cut_never_returns_an_empty_text_or_drops_a_long_partial_word():
+    assert cut_at_word("abc" + " " * 60, 50, "end") == "abc"
+    assert cut_at_word(" " * 60 + "abc", 50) == "abc"
+    url = "https://example.org/" + "x" * 5000
+    assert cut_at_word("see " + url, 4000) == ("see " + url)[:4000]  # not just "see"
+    assert cut_at_word(url + " end", 4000, "end") == (url + " end")[-4000:]
