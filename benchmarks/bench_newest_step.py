@@ -130,6 +130,28 @@ def scan(
     return result
 
 
+def supervised_ceiling(documents: pd.DataFrame, vectors: np.ndarray, dims: int = 64) -> dict:
+    """Not a method, a bound: Fisher LDA of the base embeddings on the training states' own actions, then the same
+    1-NN. It says how much next-action information a linear map of these embeddings (which the property scores
+    are, under a projection head) can hold at all."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    from instructlf_assets.core.paper_datasets import normalise_action
+
+    actions = documents["action"].to_numpy()
+    fit = (documents["split"] == "train").to_numpy()
+    reference = documents["split"].isin(["train", "valid"]).to_numpy()
+    labels = np.array([normalise_action(a) for a in actions[fit]])
+    lda = LinearDiscriminantAnalysis(n_components=dims, solver="eigen", shrinkage=0.01).fit(vectors[fit], labels)
+    x = standardised(lda.transform(vectors).astype(np.float32), reference)
+    result = {"ceiling": f"supervised LDA, {dims} dimensions"}
+    valid = (documents["split"] == "valid").to_numpy()
+    seen = (documents["eval_split"] == "valid_seen").to_numpy() & ~reference
+    for split, pool, rows in (("valid", fit, valid), ("valid_seen", reference, seen)):
+        result[split] = next_action_metrics("ceiling", x[pool], actions[pool], x[rows], actions[rows], split).value
+    return result
+
+
 def _base_model():
     from sentence_transformers import SentenceTransformer
 
@@ -145,11 +167,15 @@ def main() -> int:
     parser.add_argument("--pairs", nargs="+", type=int, default=[TrainingOptions().head_max_train_pairs])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "newest_step.json"))
+    parser.add_argument("--ceiling", action="store_true", help="only the supervised bound on the run's embeddings")
     args = parser.parse_args()
     if any(window < 0 for window in args.windows):
         parser.error("--windows: 0 (the whole state) or a positive number of lines")
     home = str(Path(args.home).resolve())
     documents, vectors, vocabulary, n_factors = load_run(Path(home))
+    if args.ceiling:
+        print(json.dumps({**supervised_ceiling(documents, vectors), "run_home": home}))
+        return 0
     run_settings = latest_metadata(home, "property_proposals", DATASET, ("settings",)).get("settings", {})
     phrase_vectors = _base_model().encode(vocabulary["text"].tolist(), normalize_embeddings=True)
     made = {
