@@ -10,6 +10,7 @@ instance per seed, so a row re-runs only the stages its change makes stale, as a
     seeker_turns       + Inspired documents are the seeker's turns only
     newest_step        candidates + ALFWorld states propose from their newest step (last 2 lines); not cumulative
                        over seeker_turns, which validation on whole held-out dialogues rejected
+    newest_turns       + Inspired dialogues propose from their last 4 lines (the newest two exchanges)
 
 Columns: every task's headline metric with its standard error for factors, property scores and each baseline,
 the demo's AMI to its planted aspects, vocabulary size, factors, and wall time per dataset run. Each seed sets
@@ -62,7 +63,7 @@ class Row:
     strategy: str = "candidates"
     old_factor_rule: bool = False
     seeker_turns: bool = True
-    alfworld_last_lines: int | None = None
+    last_lines: tuple[tuple[str, int], ...] = ()  # (dataset, propose_from_last_lines)
 
 
 ROWS = (
@@ -70,7 +71,22 @@ ROWS = (
     Row("parallel_analysis", "+ n_factors from parallel analysis", "clauses", False, False),
     Row("candidates", "+ offline_strategy: candidates", "candidates", False, False),
     Row("seeker_turns", "+ Inspired: the seeker's turns", "candidates", False, True),
-    Row("newest_step", "candidates + ALFWorld: propose from the newest step", "candidates", False, False, 2),
+    Row(
+        "newest_step",
+        "candidates + ALFWorld: propose from the newest step",
+        "candidates",
+        False,
+        False,
+        (("alfworld", 2),),
+    ),
+    Row(
+        "newest_turns",
+        "+ Inspired: propose from the newest two exchanges",
+        "candidates",
+        False,
+        False,
+        (("alfworld", 2), ("inspired", 4)),
+    ),
 )
 
 
@@ -85,8 +101,9 @@ def catalogue_entry(dataset: str, row: Row) -> dict:
         entry["corpus"]["turns"] = "seeker" if row.seeker_turns else "all"
     if dataset == "bills":
         entry["task"]["cross_validate"] = False
-    if dataset == "alfworld":
-        entry["prompt"].setdefault("candidates", {})["propose_from_last_lines"] = row.alfworld_last_lines
+    entry.setdefault("prompt", {}).setdefault("candidates", {})["propose_from_last_lines"] = dict(row.last_lines).get(
+        dataset
+    )
     return entry
 
 
