@@ -5,8 +5,8 @@ count) and, for each proposal window and pair count, re-derives only what they c
 each training state proposes (the candidates its last N lines state, mapped through the vocabulary's merged
 variants, the 15 most similar to the state kept, as the proposer does), the projection head trained on those
 pairs, the property scores, CorEx with the run's number of factors, and next-action accuracy from the nearest
-training state, standardised and scored as `core/tasks.py` does. Everything else is the run's own, so rows
-differ in the window and the pair count alone.
+training state, by the pipeline's own `fit_factors` and `evaluate_next_action`. Everything else is the run's
+own, so rows differ in the window and the pair count alone.
 
 The vocabulary is the run's, pruned by the run's own proposals: to compare windows without favouring one, scan a
 run that proposed from whole states (the JSON records the run's setting). Choices are made on the `valid` split
@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,18 +35,18 @@ from bench_paper_tasks import REPO, latest_metadata, provenance
 
 sys.path.insert(0, str(REPO))
 from instructlf_assets.core.candidate_vocabulary import last_lines, phrase_ngrams
-from instructlf_assets.core.corex import LinearCorex
 from instructlf_assets.core.encoder_training import (
     TrainingOptions,
     projection_head,
     through_head,
     train_projection_head,
 )
+from instructlf_assets.core.factors import FactorOptions, fit_factors
 from instructlf_assets.core.protocols import next_action_metrics
 from instructlf_assets.core.representations import standardised
+from instructlf_assets.core.tasks import TaskInputs, evaluate_next_action
 
 DATASET = "alfworld"
-SPLITS = ("valid", "valid_seen")
 
 
 def load_run(home: Path) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, int]:
@@ -69,63 +70,47 @@ def window_pairs(
     phrase_vectors: np.ndarray,
     window: int | None,
     per_document: int = 15,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """(training document row, vocabulary row) pairs: the entries each state's window states, most similar to the
-    state first, at most `per_document`; and the share of training states that propose nothing."""
+) -> tuple[pd.DataFrame, float]:
+    """(anchor = state text, positive = property text) pairs: the entries each training state's window states,
+    most similar to the state first, at most `per_document`; and the share of training states that propose
+    nothing."""
     entry = {variant: j for j, variants in enumerate(vocabulary["variants"]) for variant in variants}
+    texts, properties = documents["text"].to_numpy(), vocabulary["text"].to_numpy()
     train_rows = np.flatnonzero((documents["split"] == "train").to_numpy())
-    doc_rows, prop_rows, empty = [], [], 0
+    anchors, positives, empty = [], [], 0
     for i in train_rows:
-        stated = np.array(sorted({entry[g] for g in phrase_ngrams(last_lines(documents["text"].iat[i], window))
-                                  if g in entry}), dtype=int)  # fmt: skip
+        stated = np.array(sorted({entry[g] for g in phrase_ngrams(last_lines(texts[i], window)) if g in entry}),
+                          dtype=int)  # fmt: skip
         empty += len(stated) == 0
         kept = stated[np.argsort(-(phrase_vectors[stated] @ vectors[i]), kind="stable")[:per_document]]
-        doc_rows.extend([i] * len(kept))
-        prop_rows.extend(kept.tolist())
-    return np.array(doc_rows), np.array(prop_rows), empty / max(len(train_rows), 1)
+        anchors.extend([texts[i]] * len(kept))
+        positives.extend(properties[kept])
+    return pd.DataFrame({"anchor": anchors, "positive": positives}), empty / max(len(train_rows), 1)
 
 
 def scan(
     documents: pd.DataFrame,
-    vectors: np.ndarray,
     vocabulary: pd.DataFrame,
-    phrase_vectors: np.ndarray,
+    pairs: pd.DataFrame,
+    embed: Callable[[list[str]], np.ndarray],
     n_factors: int,
-    window: int | None,
     pairs_limit: int,
     seed: int,
 ) -> dict:
-    """One (window, pair count, seed): accuracy of the factors and of the property scores."""
+    """One (window's pairs, pair count, seed): the pipeline's own head, factor fit and next-action evaluation."""
     started = time.perf_counter()
-    doc_rows, prop_rows, empty_share = window_pairs(documents, vectors, vocabulary, phrase_vectors, window)
-    texts = documents["text"].tolist()
-    lookup = {**dict(zip(texts, vectors, strict=True)), **dict(zip(vocabulary["text"], phrase_vectors, strict=True))}
-
-    def embed(batch: list[str]) -> np.ndarray:  # the run's base embeddings: no encoder pass
-        return np.stack([lookup[t] for t in batch]).astype(np.float32)
-
-    pairs = pd.DataFrame({"anchor": [texts[i] for i in doc_rows], "positive": vocabulary["text"].to_numpy()[prop_rows]})
     model = _base_model()
     train_projection_head(model, pairs, TrainingOptions(strategy="projection_head", seed=seed,
                                                         head_max_train_pairs=pairs_limit), embed)  # fmt: skip
     head = through_head(embed, *projection_head(model))
-    scores = head(texts) @ head(vocabulary["text"].tolist()).T
-    fit = (documents["split"] == "train").to_numpy()
-    reference = documents["split"].isin(["train", "valid"]).to_numpy()  # as core/tasks.py: train + valid states
-    factors = LinearCorex(n_factors, max_iter=1000, random_state=seed).fit(scores[fit]).transform(scores)
-    result = {"window": window or 0, "head_max_train_pairs": pairs_limit, "seed": seed, "n_pairs": len(pairs),
-              "share_of_states_proposing_nothing": round(empty_share, 4)}  # fmt: skip
-    actions = documents["action"].to_numpy()
-    valid = (documents["split"] == "valid").to_numpy()
-    seen = (documents["eval_split"] == "valid_seen").to_numpy() & ~reference
-    for name, x in (
-        ("factors", standardised(factors, reference)),
-        ("property_scores", standardised(scores, reference)),
-    ):
-        for split, pool, rows in (("valid", fit, valid), ("valid_seen", reference, seen)):
-            metric = next_action_metrics(name, x[pool], actions[pool], x[rows], actions[rows], split)
-            result[f"{name}/{split}"] = metric.value
-            result[f"{name}/{split}/se"] = metric.stderr
+    scores = head(documents["text"].tolist()) @ head(vocabulary["text"].tolist()).T
+    train = (documents["split"] == "train").to_numpy()
+    options = FactorOptions(n_factors=n_factors, seed=seed)
+    factors = fit_factors(scores[train], scores, documents["doc_id"].to_numpy(), vocabulary, options)
+    result: dict[str, object] = {"head_max_train_pairs": pairs_limit, "seed": seed, "n_pairs": len(pairs)}
+    for metric in evaluate_next_action(TaskInputs(documents, factors, scores, {}), "action", seed):
+        result[f"{metric.method}/{metric.split}"] = metric.value
+        result[f"{metric.method}/{metric.split}/se"] = metric.stderr
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -187,12 +172,19 @@ def main() -> int:
         "asset_config": f"the run's vocabulary and factor count; windows {args.windows}, head pairs {args.pairs}, "
         "head 20 epochs, CorEx max_iter 1000",
     }
+    texts = documents["text"].tolist()
+    lookup = {**dict(zip(texts, vectors, strict=True)), **dict(zip(vocabulary["text"], phrase_vectors, strict=True))}
+
+    def embed(batch: list[str]) -> np.ndarray:  # the run's base embeddings: no encoder pass
+        return np.stack([lookup[t] for t in batch]).astype(np.float32)
+
     results = []
-    for seed in args.seeds:
-        for window in args.windows:
+    for window in args.windows:
+        pairs, empty_share = window_pairs(documents, vectors, vocabulary, phrase_vectors, window or None)
+        for seed in args.seeds:
             for pairs_limit in args.pairs:
-                result = scan(documents, vectors, vocabulary, phrase_vectors, n_factors, window or None, pairs_limit,
-                              seed)  # fmt: skip
+                result = {"window": window, "share_of_states_proposing_nothing": round(empty_share, 4),
+                          **scan(documents, vocabulary, pairs, embed, n_factors, pairs_limit, seed)}  # fmt: skip
                 results.append(result)
                 print(json.dumps(result), file=sys.stderr, flush=True)
                 payload = {"benchmark": "bench_newest_step.py", "provenance": made, "results": results}
