@@ -34,8 +34,12 @@ def add_use_commands(commands: argparse._SubParsersAction) -> None:
 def _score(args: argparse.Namespace) -> int:
     from .api import load_model
     from .core.catalogue import get_dataset
-    from .core.transform import read_documents, write_table
+    from .core.errors import InstructLFError
+    from .core.transform import check_writable_format, read_documents, write_table
 
+    if args.top_k < 0:
+        raise InstructLFError(f"--top-k must be 0 or more, got {args.top_k}")
+    check_writable_format(args.out)  # before any work: a typo in --out must not cost a scoring pass
     spec = get_dataset(args.dataset)
     documents, _ = read_documents(args.input, spec, id_field=args.id_field, text_field=args.text_field)
     model = load_model(args.dataset)

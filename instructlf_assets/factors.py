@@ -44,8 +44,8 @@ class FactorConfig(dg.Config):
     deps=[factor_spec],
     # 5: n_factors from parallel analysis when unset; 4: factors named by the LLM when one is configured;
     # 3: factor ids kept across refits, drift table;
-    # 2: checks before storing, content version
-    code_version="5",
+    # 2: checks before storing, content version; 6: oriented factors (a higher score means more of the name)
+    code_version="6",
     kinds={"pytorch"},
     check_specs=[
         spec(ASSET, "factor_model_is_sound", "no NaN in weights or scores; total correlation > 0"),

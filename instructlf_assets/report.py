@@ -156,9 +156,13 @@ def format_report(report: dict[str, object]) -> str:
     """The text report. Factor names and properties come from documents and models: printed as inert text."""
     lines = [f"dataset {report['dataset']}: {len(report['factors'])} factors"]  # type: ignore[arg-type]
     lines += _provenance_lines(report["provenance"])  # type: ignore[arg-type]
-    lines.append("factors ([share of the total correlation they explain] name, then top properties):")
+    lines.append(
+        "factors ([share of the total correlation they explain] name, then top properties with their weights; "
+        "a higher factor score means more of the positively weighted ones):"
+    )
     for factor in report["factors"]:  # type: ignore[attr-defined]
-        props = "; ".join(safe_terminal_text(p) for p in factor["properties"][:5])
+        shown = zip(factor["properties"][:5], factor["weights"][:5], strict=False)
+        props = "; ".join(f"{safe_terminal_text(p)} ({w:+.2f})" for p, w in shown)
         lines.append(f"  {factor['factor_id']} [{factor['tc_share']:.0%}] {safe_terminal_text(factor['name'])}")
         lines.append(f"      {props}")
     best = report.get("headline")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -194,3 +195,32 @@ def test_a_tampered_manifest_makes_report_exit_1_in_one_line_and_imports_nothing
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error:") and kind in line and "Traceback" not in result.stderr
     assert not marker.exists(), "the manifest got a module imported"
+
+
+def test_each_demo_factor_scores_higher_where_its_planted_aspect_is_present(demo_home, tmp_path):
+    """A factor named after an aspect must mean *more* of it: on the demo, its document scores correlate
+    positively with whether the review discusses that aspect, and a new text stating it scores high."""
+    from instructlf_assets.core.demo_corpus import planted_aspect
+    from resources.storage import read_artifact
+
+    home, _ = demo_home
+    model = read_artifact(home / "instructlf" / "latent_factors" / "demo")
+    documents = read_artifact(home / "instructlf" / "raw_documents" / "demo").set_index("doc_id")
+    scores = model.document_scores.set_index("doc_id").loc[documents.index]
+    named = {}
+    for row in model.factors.itertuples():
+        aspects = [planted_aspect(text) for text in row.top_properties[:5]]
+        aspects = [a for a in aspects if a]
+        if aspects:
+            named[row.factor_id] = max(set(aspects), key=aspects.count)
+            present = (documents[f"aspect_{named[row.factor_id]}"] != "absent").astype(float)
+            correlation = np.corrcoef(scores[row.factor_id], present)[0, 1]
+            assert correlation > 0.3, (row.factor_id, row.name, named[row.factor_id], correlation)
+    assert len(set(named.values())) >= 5, named
+    visuals = next(factor for factor, aspect in named.items() if aspect == "visuals")
+    text = "Every shot is beautifully framed. The cinematography is truly stunning."
+    pd.DataFrame({"doc_id": ["new"], "text": [text]}).to_csv(tmp_path / "new.csv", index=False)
+    scored = run_cli(["score", "demo", str(tmp_path / "new.csv"), "--out", str(tmp_path / "scored.jsonl")], home)
+    assert scored.returncode == 0, scored.stderr
+    value = json.loads((tmp_path / "scored.jsonl").read_text())[visuals]
+    assert value > np.quantile(scores[visuals], 0.75), (visuals, value)

@@ -69,3 +69,40 @@ def test_export_writes_every_table_as_parquet_and_csv_with_the_reports_provenanc
     assert provenance["goal"].startswith("What aspects of a movie")
     assert provenance["stages"]["latent_factors"]["run_id"] == tiny.result.run_id
     assert provenance["stages"]["latent_factors"]["code_version"]
+
+
+def test_score_keeps_the_ids_of_a_doc_id_column_without_being_told(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTRUCTLF_STORAGE", str(tiny.storage))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    pd.DataFrame({"doc_id": ["r1", "r2"], "text": ["A warm, funny film.", "Dull plot."]}).to_csv(
+        tmp_path / "new.csv", index=False
+    )
+    assert main(["score", "tiny", str(tmp_path / "new.csv"), "--out", str(tmp_path / "out.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [row["doc_id"] for row in rows] == ["r1", "r2"]
+
+
+def test_score_refuses_an_unknown_output_format_and_a_missing_input_before_any_work(tmp_path, monkeypatch, capsys):
+    import instructlf_assets.api as api
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(api, "load_model", must_not_load)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    pd.DataFrame({"text": ["A film."]}).to_csv(tmp_path / "new.csv", index=False)
+    assert main(["score", "tiny", str(tmp_path / "new.csv"), "--out", str(tmp_path / "o.txt")]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "unknown format 'txt'" in line and "o.txt" in line
+    assert main(["score", "tiny", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "o.csv")]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert f"input file {tmp_path / 'absent.csv'} not found" in line and "INSTRUCTLF_DATA_DIR" not in line
+
+
+def test_loading_a_model_in_python_draws_no_progress_bar(tiny, capfd):
+    from instructlf_assets.core.embedding import load_encoder
+
+    load_encoder.cache_clear()
+    load_model("tiny", storage=tiny.storage).transform(["A warm, funny film."])
+    captured = capfd.readouterr()
+    assert "Loading weights" not in captured.err + captured.out and "it/s]" not in captured.err

@@ -111,13 +111,21 @@ def load_documents(spec: DatasetSpec, data_dir: Path | None) -> CorpusLoad:
     return CorpusLoad(frame.reset_index(drop=True), source, n_truncated, n_nul_removed, digest)
 
 
-def read_file_corpus(name: str, corpus: FileCorpus, path: Path, limits: CorpusLimits) -> tuple[pd.DataFrame, str]:
+def read_file_corpus(
+    name: str, corpus: FileCorpus, path: Path, limits: CorpusLimits, id_candidates: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, str]:
     """A corpus file's table and the sha256 of the bytes it was parsed from (read once, size and rows bounded).
 
     The one way every file corpus is read: a dataset's own, a batch to score, a file given to `instructlf score`.
+    `id_candidates`: without a `corpus.id_field`, the first of these columns the file has holds the ids (a file
+    of new documents with a `doc_id` column keeps its ids); else rows are numbered.
     """
     content = _bounded_reader(name, limits)(path)
-    return _parse_file_corpus(name, corpus, path, content, limits), hashlib.sha256(content).hexdigest()
+    raw = _parse_file_corpus(name, corpus, path, content, limits)
+    if corpus.id_field is None:
+        found = next((column for column in id_candidates if column in raw.columns), None)
+        corpus = corpus.model_copy(update={"id_field": found}) if found else corpus
+    return _select_fields(name, corpus, path, raw), hashlib.sha256(content).hexdigest()
 
 
 def clean_documents(name: str, source: str, frame: pd.DataFrame, max_text_chars: int, keep: str) -> pd.DataFrame:
@@ -155,7 +163,7 @@ def _parse_file_corpus(name: str, corpus: FileCorpus, path: Path, content: bytes
                 raw = pd.DataFrame.from_records(parse_jsonl(name, path, text, max_records=head))
     except (ValueError, OSError) as exc:
         raise CorpusError(f"dataset '{name}': cannot parse {path} as {fmt}: {exc}") from exc
-    return _select_fields(name, corpus, path, raw)
+    return raw
 
 
 def _bounded_reader(name: str, limits: CorpusLimits):

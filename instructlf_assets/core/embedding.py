@@ -37,8 +37,18 @@ def load_encoder(path: str, device: str = "cpu", max_seq_length: int | None = No
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
-    model = SentenceTransformer(path, device=resolve_device(device), local_files_only=True, trust_remote_code=False)
+    # transformers draws a "Loading weights" bar on every load: noise in a notebook, a CLI or a step's log.
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        model = SentenceTransformer(
+            path, device=resolve_device(device), local_files_only=True, trust_remote_code=False
+        )
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
     if max_seq_length:
         model.max_seq_length = max_seq_length
     return model

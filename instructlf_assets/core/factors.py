@@ -72,6 +72,7 @@ def fit_factors(
         "n_iter": int(model.n_iter_),
         "note": note or "",
         "n_factors_rule": "requested" if count is None else "parallel_analysis",
+        "oriented": True,  # LinearCorex.orientation: a higher score means more of the factor's own properties
     }
     if count is not None:
         summary["parallel_analysis_ceiling"] = count.ceiling
@@ -109,7 +110,11 @@ def _factors(model: LinearCorex, assignments: pd.DataFrame, options: FactorOptio
         factor_id = f"f{j:02d}"
         members = assignments[assignments["factor_id"] == factor_id].sort_values("mutual_information", ascending=False)
         top = members.head(options.top_properties)
-        name = " / ".join(top["text"].head(options.name_properties)) or "(no properties)"
+        # Named after what a high score means: its strongest properties that load positively (after orientation
+        # that is most of them; a bipolar factor's opposite pole stays in the list with its negative weight).
+        positive = top[top["weight"] > 0]
+        name = " / ".join((positive if len(positive) else top)["text"].head(options.name_properties))
+        name = name or "(no properties)"
         rows.append(
             {
                 "factor_id": factor_id,

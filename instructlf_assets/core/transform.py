@@ -25,6 +25,8 @@ from .scoring import score_matrix
 
 DEFAULT_TOP_K = 5
 FORMATS = ("csv", "jsonl", "parquet")
+# Without an id field (given, or the dataset's corpus.id_field), a file of new documents keeps the ids of this column.
+ID_COLUMNS = ("doc_id",)
 
 
 class ModelNotReadyError(InstructLFError):
@@ -51,6 +53,12 @@ class FittedModel:
                 f"dataset '{self.dataset}': its latent_factors artifact predates stored factor scales (factor_std) "
                 f"and cannot score new documents; re-materialize latent_factors (`instructlf run {self.dataset} "
                 "--all`, or Materialize latent_factors in the UI)"
+            )
+        if not self.factors.summary.get("oriented"):
+            raise ModelNotReadyError(
+                f"dataset '{self.dataset}': its latent_factors artifact predates oriented factors (a score could "
+                f"mean the opposite of its factor's name); re-materialize latent_factors (`instructlf run "
+                f"{self.dataset}`)"
             )
         fitted_on = self.factors.assignments["property_id"].astype(str).tolist()
         if self.vocabulary["property_id"].astype(str).tolist() != fitted_on:
@@ -141,10 +149,15 @@ def read_documents(
     """`doc_id`, `text` of a CSV / JSONL / Parquet file, read, checked and truncated as the dataset's corpus is,
     and the sha256 of the bytes they were read from (the file is read once, within the dataset's `limits`).
 
-    Field names default to the dataset's `corpus` settings (a file corpus), else `text` and row numbers.
+    Field names default to the dataset's `corpus` settings (a file corpus), else `text`, and ids to a `doc_id`
+    column when the file has one, else row numbers.
     """
+    if not path.is_file():
+        raise InstructLFError(f"input file {path} not found (documents to score for dataset '{spec.name}')")
     corpus = spec.corpus if isinstance(spec.corpus, FileCorpus) else None
     fmt = path.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise InstructLFError(f"cannot read {path}: unknown format '{fmt}' (use .csv, .jsonl or .parquet)")
     # model_construct: the catalogue's validator keeps corpus paths inside the data directory; this file is the
     # user's own input, named on the command line or by a batch partition.
     reading = FileCorpus.model_construct(
@@ -157,16 +170,22 @@ def read_documents(
         split_field=None,
         max_documents=None,
     )
-    frame, digest = read_file_corpus(spec.name, reading, path, spec.limits)
+    frame, digest = read_file_corpus(spec.name, reading, path, spec.limits, id_candidates=ID_COLUMNS)
     frame = clean_documents(spec.name, str(path), frame, spec.max_text_chars, spec.text_keep)
     return frame[["doc_id", "text"]].reset_index(drop=True), digest
 
 
-def write_table(table: pd.DataFrame, path: Path) -> None:
-    """Write by suffix: .csv, .jsonl or .parquet; list cells become JSON strings where the format has no lists."""
+def check_writable_format(path: Path) -> str:
+    """The output format a path's suffix names; refused before any work when it is not one `write_table` writes."""
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
         raise InstructLFError(f"cannot write {path}: unknown format '{fmt}' (use .csv, .jsonl or .parquet)")
+    return fmt
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    """Write by suffix: .csv, .jsonl or .parquet; list cells become JSON strings where the format has no lists."""
+    fmt = check_writable_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "jsonl":  # json itself, not pandas' to_json: that rounds floats to 10 digits
         with path.open("w", encoding="utf-8") as handle:

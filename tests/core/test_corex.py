@@ -363,3 +363,28 @@ def test_negative_polish_iter_raises() -> None:
     X = np.random.default_rng(0).standard_normal((20, 4))
     with pytest.raises(CorexInputError, match="polish_iter must be >= 0"):
         LinearCorex(n_factors=1, polish_iter=-1, device="cpu").fit(X)
+
+
+def test_every_factor_is_oriented_so_that_its_own_variables_load_positively():
+    """The bound cannot see a factor's sign; without orientation about half the factors come out reversed."""
+    planted = Planted(groups=np.repeat(np.arange(4), 6), loadings=np.full(24, 0.8))  # all variables load +
+    x, hidden = planted.sample(1500, seed=3)
+    for seed in range(4):
+        model = LinearCorex(4, random_state=seed, max_iter=300).fit(x)
+        scores = model.transform(x)
+        for j in range(4):
+            own = model.assignments_ == j
+            assert (model.weights_[j, own] > 0).all()
+            assert (model.correlations_[j, own] > 0).all()
+            planted_factor = np.bincount(planted.groups[own]).argmax()
+            assert np.corrcoef(scores[:, j], hidden[:, planted_factor])[0, 1] > 0.8
+
+
+def test_orientation_flips_a_factor_whose_weighted_variables_point_the_other_way():
+    from instructlf_assets.core.corex import orientation
+
+    correlations = np.array([[-0.9, -0.8, 0.1, 0.0], [0.05, 0.1, 0.7, -0.2]])
+    mis = -0.5 * np.log(1 - correlations**2)
+    assert orientation(correlations, mis).tolist() == [-1.0, 1.0]
+    empty = np.array([[0.3, 0.2], [-0.1, -0.25]])  # factor 1 owns no variable: it follows its strongest
+    assert orientation(empty, -0.5 * np.log(1 - empty**2)).tolist() == [1.0, -1.0]
