@@ -43,9 +43,7 @@ def load_encoder(path: str, device: str = "cpu", max_seq_length: int | None = No
     shown = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()
     try:
-        model = SentenceTransformer(
-            path, device=resolve_device(device), local_files_only=True, trust_remote_code=False
-        )
+        model = SentenceTransformer(path, device=resolve_device(device), local_files_only=True, trust_remote_code=False)
     finally:
         if shown:
             transformers_logging.enable_progress_bar()
